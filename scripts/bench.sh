@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The pipeline benchmark (bench/pipeline.ts): starts a Kafka broker and a redis-server of its own for the run,
+# measures raw Kafka and raw Redis and the pipeline against them, prints a table, writes
+# bench/results/pipeline[-quick].json and .svg, and stops both. docs/benchmarks.md explains the figures.
+#   scripts/bench.sh            the full run (about 12 minutes)
+#   scripts/bench.sh --quick    a short smoke run (about 2 minutes)
+#   BENCH_PROFILE=1             also CPU-profile the route and the gateway (bench/results/profiles/)
+#   BENCH_RATES, BENCH_PHASE_SECONDS, BENCH_BURST_EVENTS, ...   see the top of bench/pipeline.ts
+#   KAFKA_HEAP                  the broker's heap (default here 1g)
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+bash scripts/install-system.sh || exit 1
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund || exit 1
+fi
+bash scripts/kafka.sh fetch || exit 1
+
+RUN="$ROOT/.run/bench-$$"
+mkdir -p "$RUN"
+cleanup() {
+  bash scripts/kafka.sh stop "$RUN/kafka" >/dev/null 2>&1
+  bash scripts/redis.sh stop "$RUN/redis" >/dev/null 2>&1
+  rm -rf "$RUN"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "bench: starting Kafka and Redis in $RUN" >&2
+PIONEER_KAFKA_BROKERS=$(KAFKA_HEAP=${KAFKA_HEAP:-1g} bash scripts/kafka.sh start "$RUN/kafka") || exit 1
+PIONEER_REDIS_URL=$(bash scripts/redis.sh start "$RUN/redis") || exit 1
+export PIONEER_KAFKA_BROKERS PIONEER_REDIS_URL
+export BENCH_KAFKA_PID BENCH_REDIS_PID BENCH_RUN_DIR="$RUN/pipeline"
+BENCH_KAFKA_PID=$(cat "$RUN/kafka/kafka.pid")
+BENCH_REDIS_PID=$(cat "$RUN/redis/redis.pid")
+echo "bench: Kafka at $PIONEER_KAFKA_BROKERS, Redis at $PIONEER_REDIS_URL" >&2
+
+node --import tsx bench/pipeline.ts "$@"
