@@ -1,0 +1,86 @@
+/**
+ * CloudEvents' Kafka protocol binding, both modes: binary (attributes in `ce_` headers, data in the value) and
+ * structured (the whole event as JSON, `content-type: application/cloudevents+json`). Written here rather than
+ * taken from the CloudEvents SDK because the SDK's binding turns the record key into a Buffer `partitionkey`
+ * and rejects structured events without `time`; validation is platform/events/cloudevent.ts.
+ */
+import type { IHeaders } from 'kafkajs';
+import { assertCloudEvent, dataMember, InvalidCloudEventError, type CloudEventJson } from './cloudevent.ts';
+import type { InboundEvent, RawRecord, SourcePosition } from './inbound.ts';
+
+export function headersToStrings(headers: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!headers) return out;
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    const v = Array.isArray(value) ? value[value.length - 1] : value;
+    if (v !== undefined) out[name.toLowerCase()] = typeof v === 'string' ? v : v.toString('utf8');
+  }
+  return out;
+}
+
+function isStructured(record: RawRecord): boolean {
+  const ct = record.headers['content-type'];
+  if (ct) return ct.toLowerCase().startsWith('application/cloudevents');
+  // a JSON object that carries specversion is taken as a structured CloudEvent without its content-type header
+  return record.value?.[0] === 0x7b && record.value.includes('"specversion"');
+}
+
+function isCloudEventRecord(record: RawRecord): boolean {
+  return record.headers['ce_specversion'] !== undefined || isStructured(record);
+}
+
+/** Decodes a record; a record that is no CloudEvent at all comes back with neither `event` nor `error`. */
+export function decodeKafkaRecord(record: RawRecord, position?: SourcePosition): InboundEvent {
+  const base: InboundEvent = { record, ...(position ? { position } : {}) };
+  if (!isCloudEventRecord(record)) return base;
+  try {
+    return { ...base, event: toCloudEvent(record) };
+  } catch (err) {
+    const reason = err instanceof InvalidCloudEventError ? err.message : `not valid JSON (${(err as Error).message})`;
+    return { ...base, error: `invalid CloudEvent: ${reason}` };
+  }
+}
+
+function toCloudEvent(record: RawRecord): CloudEventJson {
+  let event: Record<string, unknown>;
+  if (record.headers['ce_specversion'] !== undefined) {
+    event = {};
+    for (const [name, value] of Object.entries(record.headers)) if (name.startsWith('ce_')) event[name.slice(3)] = value;
+    const ct = record.headers['content-type'];
+    if (ct) event['datacontenttype'] = ct;
+    Object.assign(event, dataMember(record.value, ct));
+  } else {
+    event = JSON.parse(record.value!.toString('utf8')) as Record<string, unknown>;
+  }
+  if (event['partitionkey'] === undefined && record.key !== null && record.key.length > 0) event['partitionkey'] = record.key.toString('utf8');
+  assertCloudEvent(event);
+  return event;
+}
+
+/** Encodes a CloudEvent as a binary-mode Kafka record keyed by its `partitionkey`. */
+export function encodeBinary(event: CloudEventJson): { key: string | null; value: Buffer | null; headers: Record<string, string> } {
+  const headers: Record<string, string> = {};
+  let value: Buffer | null = null;
+  for (const [name, v] of Object.entries(event)) {
+    if (name === 'data' || name === 'data_base64' || v === undefined) continue;
+    if (name === 'datacontenttype') headers['content-type'] = String(v);
+    else headers[`ce_${name}`] = String(v);
+  }
+  if (event.data_base64 !== undefined) value = Buffer.from(event.data_base64, 'base64');
+  else if (event.data !== undefined) {
+    const json = event.datacontenttype === undefined || /json/i.test(event.datacontenttype);
+    value = Buffer.from(json ? JSON.stringify(event.data) : String(event.data));
+    if (event.datacontenttype === undefined) headers['content-type'] = 'application/json';
+  }
+  return { key: event.partitionkey ?? null, value, headers };
+}
+
+/** Encodes a CloudEvent as a structured-mode Kafka record. */
+export function encodeStructured(event: CloudEventJson): { key: string | null; value: Buffer; headers: Record<string, string> } {
+  return {
+    key: event.partitionkey ?? null,
+    value: Buffer.from(JSON.stringify(event)),
+    headers: { 'content-type': 'application/cloudevents+json; charset=utf-8' },
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * ioredis clients with the platform's Lua scripts defined on them (loaded once per client with
+ * `defineCommand`, then called by SHA). Each script is a file in ./scripts named verb-noun-<key count>.lua.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Redis, type RedisOptions } from 'ioredis';
+
+export type { Redis };
+
+const SCRIPTS = [
+  'append-events-6',
+  // deliver
+  'ensure-endpoint-2', 'begin-attempt-2', 'finish-attempt-5', 'replay-deadletters-3', 'switch-endpoint-1', 'rotate-secret-1',
+  'renew-lease-1', 'release-lease-1',
+  // ingest and the schema registry
+  'take-tokens-1', 'reserve-event-1', 'register-schema-2',
+] as const;
+
+export interface PioneerRedis extends Redis {
+  /** the route and replays (platform/redis/scripts/append-events-6.lua documents the arguments) */
+  appendEvents(
+    subKey: string, stream: string, dedup: string, trimmed: string, seenNow: string, seenPrev: string,
+    field: string, maxLen: string, retainFromMs: string, ...events: string[]
+  ): Promise<[number, number] | -1>;
+
+  // ingest and the schema registry (platform/redis/scripts/*.lua document the arguments)
+  takeTokens(bucket: string, ratePerSecond: string, burst: string, wanted: string): Promise<[number, number]>;
+  reserveEvent(eventKey: string, source: string, leaseMs: string, windowSeconds: string): Promise<string | null>;
+  registerSchema(latest: string, versions: string, type: string, checkedAgainst: string, record: string): Promise<number>;
+
+  // deliver (platform/redis/scripts/*.lua document the arguments)
+  ensureEndpoint(endpoint: string, stream: string, id: string, secret: string, from: 'start' | 'end', now: string): Promise<number>;
+  beginAttempt(endpoint: string, lease: string, owner: string, head: string, nowMs: string): Promise<number>;
+  finishAttempt(
+    endpoint: string, lease: string, attempts: string, deadLetters: string, redeliver: string,
+    owner: string, head: string, outcome: 'delivered' | 'retry' | 'dead' | 'gone', nextAt: string, record: string, keep: string,
+    nowMs: string, reason: string, event: string, type: string, webhookId: string, deadCap: string,
+  ): Promise<number>;
+  replayDeadletters(deadLetters: string, redeliver: string, endpoint: string, max: string): Promise<number>;
+  switchEndpoint(endpoint: string, state: 'enabled' | 'disabled', reason: string, nowMs: string): Promise<number>;
+  rotateSecret(endpoint: string, secret: string, previousUntilMs: string): Promise<number>;
+  renewLease(lease: string, owner: string, ttlMs: string): Promise<number>;
+  releaseLease(lease: string, owner: string): Promise<number>;
+}
+
+/** A pipeline of the platform's script commands (ioredis does not type custom commands on pipelines). */
+export interface PioneerPipeline {
+  appendEvents(...args: Parameters<PioneerRedis['appendEvents']>): PioneerPipeline;
+  reserveEvent(...args: Parameters<PioneerRedis['reserveEvent']>): PioneerPipeline;
+  exec(): Promise<[Error | null, unknown][] | null>;
+}
+
+export function scriptPipeline(redis: PioneerRedis): PioneerPipeline {
+  return redis.pipeline() as unknown as PioneerPipeline;
+}
+
+function loadScripts(redis: Redis): void {
+  for (const file of SCRIPTS) {
+    const lua = readFileSync(fileURLToPath(new URL(`./scripts/${file}.lua`, import.meta.url)), 'utf8');
+    const [verb, noun, count] = file.split('-') as [string, string, string];
+    const name = verb + noun[0]!.toUpperCase() + noun.slice(1);
+    redis.defineCommand(name, { numberOfKeys: Number(count), lua });
+  }
+}
+
+/** True when Redis answers PING (for /readyz); false, not an error, when it does not. */
+export async function redisReachable(redis: Redis): Promise<boolean> {
+  try {
+    return (await redis.ping()) === 'PONG';
+  } catch {
+    return false;
+  }
+}
+
+export function createRedis(url: string, opts: RedisOptions & { name?: string } = {}): PioneerRedis {
+  const { name, ...rest } = opts;
+  const redis = new Redis(url, {
+    connectionName: name ? `pioneer-${name}` : 'pioneer',
+    maxRetriesPerRequest: 3,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    ...rest,
+  });
+  redis.on('error', () => {
+    // connection errors surface on the commands that fail; ioredis reconnects by itself
+  });
+  loadScripts(redis);
+  return redis as PioneerRedis;
+}

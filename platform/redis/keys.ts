@@ -1,0 +1,92 @@
+/**
+ * Every Redis key the platform uses is built here.
+ *
+ * Platform keys (not owned by one tenant):
+ *   pioneer:apikey:<sha256>          hash   an API key by the hash of its secret: id, tenant, role, created
+ *   pioneer:keyid:<key id>           string the sha256 of that key, so it can be revoked by id
+ *   pioneer:tenants                  hash   tenant id -> tenant JSON
+ *   pioneer:subscriptions            hash   subscription id -> subscription JSON (every tenant's: the route index)
+ *   pioneer:subscriptions:version    string counter bumped on every subscription change (instances poll it)
+ *   pioneer:route:pos                hash   "<topic>/<partition>" -> next source offset the route must process
+ *
+ * Tenant keys carry the hash tag {t:<tenant id>} so that a tenant's keys share one Redis Cluster slot:
+ *   {t:T}:subs                       set    the tenant's subscription ids
+ *   {t:T}:sub:<sub>                  string the subscription JSON (the record of truth; its index copy is global)
+ *   {t:T}:stream:<sub>               stream the subscription's events (see platform/redis/streams.ts)
+ *   {t:T}:pos:<sub>                  hash   source position -> last offset appended (idempotent append)
+ *   {t:T}:seen:<sub>:<hour>          set    source/id of events appended without a known position (expires)
+ *   {t:T}:sse                        zset   open SSE connections (lease id -> expiry ms), for the per-tenant limit
+ *
+ * deliver (webhook push; platform/webhooks/endpoints.ts describes them):
+ *   {t:T}:ep:<sub>                   hash   the subscription's webhook endpoint: id, secrets, state, cursor, head attempt, next_at
+ *   {t:T}:ep:<sub>:lease             string the deliver instance working the endpoint (expires unless renewed)
+ *   {t:T}:attempts:<sub>             list   recent delivery attempts (JSON, newest first, capped)
+ *   {t:T}:dead:<sub>                 stream dead-lettered events, in the order they died
+ *   {t:T}:redeliver:<sub>            list   dead letters queued by a replay, delivered ahead of the live stream
+ */
+
+export const PLATFORM = 'pioneer';
+
+export const keys = {
+  apiKey: (sha256: string) => `${PLATFORM}:apikey:${sha256}`,
+  apiKeyId: (keyId: string) => `${PLATFORM}:keyid:${keyId}`,
+  tenants: () => `${PLATFORM}:tenants`,
+  subscriptions: () => `${PLATFORM}:subscriptions`,
+  subscriptionsVersion: () => `${PLATFORM}:subscriptions:version`,
+  routePositions: () => `${PLATFORM}:route:pos`,
+
+  tenantTag: (tenantId: string) => `{t:${tenantId}}`,
+  tenantSubs: (tenantId: string) => `{t:${tenantId}}:subs`,
+  subscription: (tenantId: string, subId: string) => `{t:${tenantId}}:sub:${subId}`,
+  stream: (tenantId: string, subId: string) => `{t:${tenantId}}:stream:${subId}`,
+  positions: (tenantId: string, subId: string) => `{t:${tenantId}}:pos:${subId}`,
+  seen: (tenantId: string, subId: string, hour: number) => `{t:${tenantId}}:seen:${subId}:${hour}`,
+  sseLeases: (tenantId: string) => `{t:${tenantId}}:sse`,
+
+  // deliver
+  endpoint: (tenantId: string, subId: string) => `{t:${tenantId}}:ep:${subId}`,
+  endpointLease: (tenantId: string, subId: string) => `{t:${tenantId}}:ep:${subId}:lease`,
+  deliveryAttempts: (tenantId: string, subId: string) => `{t:${tenantId}}:attempts:${subId}`,
+  deadLetters: (tenantId: string, subId: string) => `{t:${tenantId}}:dead:${subId}`,
+  redeliver: (tenantId: string, subId: string) => `{t:${tenantId}}:redeliver:${subId}`,
+};
+
+/** The key of one source partition's position in the route's and the subscriptions' position hashes. */
+export function positionField(topic: string, partition: number): string {
+  return `${topic}/${partition}`;
+}
+
+/*
+ * ingest and the schema registry (functions/ingest, functions/subscriptions/schemas.ts):
+ *   {t:T}:ingest:rate                hash   the tenant's ingest token bucket: tokens, at (ms) (take-tokens-1.lua)
+ *   {t:T}:ingest:evt:<event id>      hash   source -> ingest record JSON, or "pending:<deadline ms>" while being
+ *                                           produced (reserve-event-1.lua); expires after the dedup window
+ *   {t:T}:schemas                    hash   CloudEvent type -> latest JSON Schema version number
+ *   {t:T}:schema:<type>              hash   version number -> { type, version, schema, created_at } JSON
+ */
+export const ingestKeys = {
+  rate: (tenantId: string) => `{t:${tenantId}}:ingest:rate`,
+  event: (tenantId: string, eventId: string) => `{t:${tenantId}}:ingest:evt:${eventId}`,
+  schemaLatest: (tenantId: string) => `{t:${tenantId}}:schemas`,
+  schemaVersions: (tenantId: string, type: string) => `{t:${tenantId}}:schema:${type}`,
+};
+
+/*
+ * export: exports and replays (functions/export):
+ *   {t:T}:export:<exp>               string the export's record JSON: status, interval, manifest when done, error
+ *                                           (expires after PIONEER_EXPORT_TTL_HOURS; the file lives on disk)
+ *   {t:T}:export:<exp>:lease         string held while an instance writes the export (expires unless renewed)
+ *   {t:T}:replay:<sub>:<rpl>         string the replay's record JSON: status, interval, counts, error
+ *                                           (expires after PIONEER_EXPORT_TTL_HOURS)
+ *   {t:T}:replay:<sub>:<rpl>:pos     hash   "<topic>/<partition>" -> last source offset the replay appended
+ *                                           (append-events-6.lua: a retried batch appends once)
+ *   {t:T}:replay:<sub>:active        string the id of the replay running on the subscription: one at a time; a
+ *                                           lease that expires unless the instance running it renews it
+ */
+export const exportKeys = {
+  export: (tenantId: string, exportId: string) => `{t:${tenantId}}:export:${exportId}`,
+  exportLease: (tenantId: string, exportId: string) => `{t:${tenantId}}:export:${exportId}:lease`,
+  replay: (tenantId: string, subId: string, replayId: string) => `{t:${tenantId}}:replay:${subId}:${replayId}`,
+  replayProgress: (tenantId: string, subId: string, replayId: string) => `{t:${tenantId}}:replay:${subId}:${replayId}:pos`,
+  activeReplay: (tenantId: string, subId: string) => `{t:${tenantId}}:replay:${subId}:active`,
+};

@@ -1,0 +1,62 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  api, cloudEvent, createTenant, createTopic, produce, randomName, readSse, startPlatform, structuredMessage, waitFor, type TestPlatform,
+} from '../support/helpers.ts';
+
+let p: TestPlatform;
+const topic = randomName('events');
+
+before(async () => {
+  await createTopic(topic, 4);
+  p = await startPlatform(['subscriptions', 'route', 'gateway'], {
+    PIONEER_SOURCE_TOPICS: topic,
+    PIONEER_ROUTE_GROUP: randomName('route'),
+    PIONEER_DEAD_LETTER_TOPIC: `${topic}.dlq`,
+  });
+});
+after(async () => p?.stop());
+
+test('a source event reaches the matching subscription over SSE and JSON, and nothing else does', async () => {
+  const a = await createTenant(p.url('subscriptions'), p.adminKey);
+  const b = await createTenant(p.url('subscriptions'), p.adminKey);
+  const subA = await api(p.url('subscriptions'), a.key, 'POST', '/v1/subscriptions', {
+    types: ['payment.sent'],
+    filters: [{ prefix: { subject: 'acct-' } }, { sql: 'amount > 100' }],
+  });
+  assert.equal(subA.status, 201, JSON.stringify(subA.body));
+  const subB = await api(p.url('subscriptions'), b.key, 'POST', '/v1/subscriptions', { types: ['payment.sent'] });
+  assert.equal(subB.status, 201);
+  await new Promise((r) => setTimeout(r, 300)); // the route's index follows within its poll period
+
+  await produce(topic, [
+    structuredMessage(cloudEvent(a.id, 'payment.sent', { n: 1 }, { subject: 'acct-1', amount: 500, partitionkey: 'acct-1' })),
+    structuredMessage(cloudEvent(a.id, 'payment.sent', { n: 2 }, { subject: 'acct-1', amount: 50, partitionkey: 'acct-1' })), // filtered out
+    structuredMessage(cloudEvent(a.id, 'balance.snapshot', { n: 3 }, { subject: 'acct-1', amount: 500, partitionkey: 'acct-1' })), // other type
+    structuredMessage(cloudEvent(b.id, 'payment.sent', { n: 4 }, { subject: 'acct-1', amount: 500, partitionkey: 'acct-9' })), // other tenant
+  ]);
+
+  const { events, status } = await readSse(`${p.url('gateway')}/v1/subscriptions/${subA.body.id}/events`, a.consumerKey, { until: (e) => e.length >= 1 });
+  assert.equal(status, 200);
+  assert.equal(events.length, 1);
+  assert.equal(events[0]!.event, 'payment.sent');
+  const ce = JSON.parse(events[0]!.data);
+  assert.deepEqual(ce.data, { n: 1 });
+  assert.equal(ce.tenantid, a.id);
+  assert.match(events[0]!.id!, /^\d+-\d+$/);
+
+  const page = await api(p.url('gateway'), a.consumerKey, 'GET', `/v1/subscriptions/${subA.body.id}/events`);
+  assert.equal(page.status, 200);
+  assert.deepEqual(page.body.data.map((d: any) => d.event.data.n), [1]);
+  assert.equal(page.body.data[0].cursor, events[0]!.id);
+  assert.equal(page.body.has_more, false);
+
+  const pageB = await waitFor(async () => {
+    const r = await api(p.url('gateway'), b.key, 'GET', `/v1/subscriptions/${subB.body.id}/events`);
+    return r.body.data.length === 1 ? r : undefined;
+  });
+  assert.deepEqual(pageB.body.data.map((d: any) => d.event.data.n), [4]);
+  // tenant B's keys against tenant A's subscription: 404, never data
+  const cross = await api(p.url('gateway'), b.key, 'GET', `/v1/subscriptions/${subA.body.id}/events`);
+  assert.equal(cross.status, 404);
+});
