@@ -1,0 +1,178 @@
+/**
+ * The delivery of one event to one endpoint, as named steps: prepare (count the attempt in Redis, sign the
+ * body) -> send (one POST) -> onSuccess (advance the endpoint) | onFailure (retry at the time retryDelay gives,
+ * disable on 410, dead-letter when the schedule is exhausted). Every state change goes through a Lua script
+ * fenced by the endpoint's lease, so an instance that lost the endpoint cannot move it.
+ */
+import { keys } from '../../platform/redis/keys.ts';
+import type { PioneerRedis } from '../../platform/redis/client.ts';
+import { newId } from '../../platform/ids.ts';
+import type { Logger } from '../../platform/telemetry/logger.ts';
+import type { Counter, Histogram } from '../../platform/telemetry/metrics.ts';
+import { signHeaders, webhookIdOf } from '../../platform/webhooks/signing.ts';
+import { signingSecrets, type AttemptRecord, type EndpointRecord } from '../../platform/webhooks/endpoints.ts';
+import { parseRetryAfter, retryDelay } from '../../platform/webhooks/retry-delay.ts';
+import type { SendResult, Sender } from './send.ts';
+
+/** The event at the head of an endpoint: the first queued dead letter of a replay, else the next live entry. */
+export interface HeadEvent {
+  from: 'live' | 'replay';
+  cursor: string;
+  type: string;
+  /** structured CloudEvent JSON, as stored */
+  event: string;
+}
+
+export interface Lane {
+  tenantId: string;
+  subId: string;
+  sink: string;
+  owner: string;
+}
+
+export interface Prepared {
+  lane: Lane;
+  head: HeadEvent;
+  headId: string;
+  attempt: number;
+  webhookId: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface PipelineConfig {
+  schedule: number[];
+  jitter: number;
+  maxRetryAfterMs: number;
+  attemptsKept: number;
+  deadLettersMax: number;
+}
+
+export interface PipelineMetrics {
+  attempts: Counter<'outcome'>;
+  latency: Histogram<'outcome'>;
+  deadLetters: Counter;
+}
+
+export type StepResult = 'delivered' | 'retry' | 'dead' | 'gone' | 'lost' | 'disabled';
+
+/** The webhook-id of a stored event: from its CloudEvent source and id, else (unparsable) its cursor. */
+export function webhookIdOfEntry(event: string, subId: string, cursor: string): string {
+  try {
+    const ce = JSON.parse(event) as { source?: unknown; id?: unknown };
+    if (typeof ce.source === 'string' && typeof ce.id === 'string') return webhookIdOf(ce.source, ce.id);
+  } catch {
+    // fall through
+  }
+  return webhookIdOf(`pioneer:${subId}`, cursor);
+}
+
+export function createDeliveryPipeline(deps: {
+  redis: PioneerRedis;
+  sender: Sender;
+  cfg: PipelineConfig;
+  metrics: PipelineMetrics;
+  log: Logger;
+  random?: () => number;
+}) {
+  const { redis, sender, cfg, metrics, log, random = Math.random } = deps;
+  const k = (lane: Lane) => ({
+    endpoint: keys.endpoint(lane.tenantId, lane.subId),
+    lease: keys.endpointLease(lane.tenantId, lane.subId),
+    attempts: keys.deliveryAttempts(lane.tenantId, lane.subId),
+    dead: keys.deadLetters(lane.tenantId, lane.subId),
+    redeliver: keys.redeliver(lane.tenantId, lane.subId),
+  });
+
+  /** prepare: counts the attempt (before sending: a crash mid-attempt still counts) and signs the body. */
+  async function prepare(lane: Lane, ep: EndpointRecord, head: HeadEvent): Promise<Prepared | 'lost' | 'disabled'> {
+    const headId = `${head.from}:${head.cursor}`;
+    const key = k(lane);
+    const attempt = await redis.beginAttempt(key.endpoint, key.lease, lane.owner, headId, String(Date.now()));
+    if (attempt === -1) return 'lost';
+    if (attempt === -2) return 'disabled';
+    const webhookId = webhookIdOfEntry(head.event, lane.subId, head.cursor);
+    const now = new Date();
+    const headers = {
+      'content-type': 'application/cloudevents+json; charset=utf-8',
+      ...signHeaders(signingSecrets(ep, now.getTime()), webhookId, now, head.event),
+    };
+    return { lane, head, headId, attempt, webhookId, headers, body: head.event };
+  }
+
+  /** send: one POST. */
+  function send(p: Prepared): Promise<SendResult> {
+    return sender.send(p.lane.sink, p.headers, p.body);
+  }
+
+  function record(p: Prepared, r: SendResult, outcome: AttemptRecord['outcome'], nextAt?: number): string {
+    const rec: AttemptRecord = {
+      id: newId('att'),
+      time: new Date().toISOString(),
+      cursor: p.head.cursor,
+      webhook_id: p.webhookId,
+      attempt: p.attempt,
+      source: p.head.from,
+      status: r.status,
+      outcome,
+      latency_ms: r.latencyMs,
+      ...(r.error ? { error: r.error } : {}),
+      ...(nextAt !== undefined ? { next_attempt_at: new Date(nextAt).toISOString() } : {}),
+    };
+    return JSON.stringify(rec);
+  }
+
+  async function finish(p: Prepared, r: SendResult, outcome: 'delivered' | 'retry' | 'dead' | 'gone', opts: { nextAt?: number; reason?: string } = {}): Promise<StepResult> {
+    const key = k(p.lane);
+    const now = Date.now();
+    const res = await redis.finishAttempt(
+      key.endpoint, key.lease, key.attempts, key.dead, key.redeliver,
+      p.lane.owner, p.headId, outcome, String(opts.nextAt ?? 0), record(p, r, outcome, opts.nextAt), String(cfg.attemptsKept),
+      String(now), opts.reason ?? '', p.head.event, p.head.type, p.webhookId, String(cfg.deadLettersMax),
+    );
+    if (res === -1) return 'lost';
+    // -3: the head was reset meanwhile (enabled, replayed); the next step reads the endpoint again
+    return outcome;
+  }
+
+  /** onSuccess: the endpoint moves past the event. */
+  function onSuccess(p: Prepared, r: SendResult): Promise<StepResult> {
+    return finish(p, r, 'delivered');
+  }
+
+  /** onFailure: 410 disables the endpoint; otherwise the next attempt is scheduled, or the event dead-lettered. */
+  async function onFailure(p: Prepared, r: SendResult): Promise<StepResult> {
+    if (r.status === 410) return finish(p, r, 'gone', { reason: 'the endpoint answered 410 Gone' });
+    const now = Date.now();
+    const delay = retryDelay({
+      schedule: cfg.schedule,
+      attempts: p.attempt,
+      retryAfterMs: parseRetryAfter(r.retryAfter, now),
+      jitter: cfg.jitter,
+      random: random(),
+      maxRetryAfterMs: cfg.maxRetryAfterMs,
+    });
+    if (delay === null) {
+      const result = await finish(p, r, 'dead', { reason: `${p.attempt} attempts failed; the last: ${r.error ?? `HTTP ${r.status}`}` });
+      if (result === 'dead') metrics.deadLetters.inc();
+      return result;
+    }
+    return finish(p, r, 'retry', { nextAt: now + delay });
+  }
+
+  /** The whole pipeline for the head event of one endpoint. */
+  async function deliver(lane: Lane, ep: EndpointRecord, head: HeadEvent): Promise<StepResult> {
+    const prepared = await prepare(lane, ep, head);
+    if (prepared === 'lost' || prepared === 'disabled') return prepared;
+    const result = await send(prepared);
+    metrics.attempts.inc({ outcome: result.status === 410 ? 'gone' : result.kind });
+    metrics.latency.observe({ outcome: result.kind }, result.latencyMs / 1000);
+    const step = result.kind === 'success' ? await onSuccess(prepared, result) : await onFailure(prepared, result);
+    log.debug({ subscription: lane.subId, cursor: head.cursor, attempt: prepared.attempt, status: result.status, step }, 'delivery attempt');
+    return step;
+  }
+
+  return { prepare, send, onSuccess, onFailure, deliver };
+}
+
+export type DeliveryPipeline = ReturnType<typeof createDeliveryPipeline>;
