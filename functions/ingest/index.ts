@@ -1,0 +1,275 @@
+/**
+ * The ingest function: CloudEvents over HTTP (structured, binary and batch modes) into the source topic.
+ *
+ *   POST /v1/events        tenant keys only; 202 once Kafka acknowledged every new event (acks from all in-sync
+ *                          replicas, idempotent producer), binary mode, keyed by `partitionkey`
+ *   GET  /v1/events/{id}   what is known of an ingested event id of the caller's tenant (dedup window)
+ *
+ * Steps of a POST: read and validate the events (platform/http/cloudevents-request.ts) -> tenant (set when absent, 403 when another)
+ * -> rate limit (token bucket per tenant, take-tokens-1.lua) -> `data` against the type's latest registered
+ * JSON Schema -> reserve each (source, id) once in the dedup window (reserve-event-1.lua) -> produce the new
+ * ones -> record topic/partition/offset for GET and for later duplicates.
+ * A batch is all-or-nothing up to Kafka: one invalid event refuses the batch and nothing is produced (docs/ingest.md).
+ */
+import { z } from 'zod';
+import type { Context } from 'hono';
+import type { Message } from 'kafkajs';
+import { commonSchema, env } from '../../platform/config/env.ts';
+import { defineFunction } from '../../platform/runtime/contract.ts';
+import { createApp, type AppEnv } from '../../platform/http/app.ts';
+import { HttpError, type ProblemField } from '../../platform/errors.ts';
+import { createRedis, scriptPipeline, type PioneerRedis, redisReachable } from '../../platform/redis/client.ts';
+import { ingestKeys } from '../../platform/redis/keys.ts';
+import { createKafka, ensureTopics, kafkaSecurity } from '../../platform/kafka/client.ts';
+import { encodeBinary } from '../../platform/events/kafka-binding.ts';
+import type { CloudEventJson } from '../../platform/events/cloudevent.ts';
+import { createTenantStore } from '../../platform/store/tenants.ts';
+import { authenticate, tenantOf, type TenantContext } from '../../platform/auth/authenticate.ts';
+import { createSchemaRegistry, createValidatorCache } from '../../platform/schemas/registry.ts';
+import { describeErrors } from '../../platform/schemas/json-schema.ts';
+import { counter, histogram } from '../../platform/telemetry/metrics.ts';
+import { fieldOf, readEvents, type CloudEventsMode as IngestMode } from '../../platform/http/cloudevents-request.ts';
+import { createIngestProducer, type Position } from './producer.ts';
+
+const config = commonSchema
+  .extend({
+    PIONEER_INGEST_TOPIC: z.string().min(1).default('pioneer.events'),
+    PIONEER_INGEST_TOPIC_PARTITIONS: env.int(1, 10000).default(4),
+    PIONEER_INGEST_MAX_BODY_BYTES: env.int(256, 64 * 1024 * 1024).default(1024 * 1024),
+    PIONEER_INGEST_MAX_BATCH: env.int(1, 100000).default(500),
+    PIONEER_INGEST_RATE_PER_SECOND: env.int(1, 100_000_000).default(5000),
+    PIONEER_INGEST_RATE_BURST: env.int(1, 100_000_000).default(10000),
+    PIONEER_INGEST_DEDUP_WINDOW_SECONDS: env.int(1, 90 * 86400).default(86400),
+    PIONEER_INGEST_PRODUCE_TIMEOUT_MS: env.int(100, 300000).default(10000),
+    PIONEER_INGEST_PRODUCE_MAX_BYTES: env.int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+    PIONEER_INGEST_SCHEMA_CACHE_SIZE: env.int(1, 1_000_000).default(1000),
+  })
+  .superRefine((cfg, ctx) => {
+    if (cfg.PIONEER_INGEST_RATE_BURST < cfg.PIONEER_INGEST_MAX_BATCH)
+      ctx.addIssue({ code: 'custom', path: ['PIONEER_INGEST_RATE_BURST'], message: 'must be at least PIONEER_INGEST_MAX_BATCH, or a full batch could never pass' });
+  });
+export type IngestConfig = z.infer<typeof config>;
+
+/** What is kept of an ingested (source, id) during the dedup window. */
+export interface IngestRecord {
+  id: string;
+  source: string;
+  type: string;
+  accepted_at: string;
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+export interface IngestResult {
+  id: string;
+  source: string;
+  /** True when this (source, id) was ingested before within the dedup window: nothing was produced again. */
+  duplicate: boolean;
+  topic: string;
+  partition: number;
+  offset: string;
+  accepted_at: string;
+}
+
+const PENDING = 'pending:';
+
+export default defineFunction({
+  name: 'ingest',
+  config,
+  defaultPort: 8080,
+  async create(cfg, { log, metrics }) {
+    const redis: PioneerRedis = createRedis(cfg.PIONEER_REDIS_URL, { name: 'ingest' });
+    const tenants = createTenantStore(redis);
+    const schemas = createSchemaRegistry(redis);
+    const validators = createValidatorCache(schemas, cfg.PIONEER_INGEST_SCHEMA_CACHE_SIZE);
+    const kafka = createKafka({ brokers: cfg.PIONEER_KAFKA_BROKERS, clientId: `${cfg.PIONEER_KAFKA_CLIENT_ID}-ingest`, log, ...kafkaSecurity(cfg) });
+    const topic = cfg.PIONEER_INGEST_TOPIC;
+    await ensureTopics(kafka, [{ topic, numPartitions: cfg.PIONEER_INGEST_TOPIC_PARTITIONS }]);
+    const producer = createIngestProducer(kafka, { topic, timeoutMs: cfg.PIONEER_INGEST_PRODUCE_TIMEOUT_MS, maxBytes: cfg.PIONEER_INGEST_PRODUCE_MAX_BYTES });
+    await producer.connect();
+
+    const eventsTotal = counter(metrics, 'pioneer_ingest_events_total', 'Events accepted by ingest (result: accepted | duplicate)', ['result']);
+    const refusedTotal = counter(metrics, 'pioneer_ingest_refused_events_total', 'Events refused by ingest, by reason (the problem code)', ['reason']);
+    const produceSeconds = histogram(metrics, 'pioneer_ingest_produce_seconds', 'Time from produce to Kafka acknowledgement, per request');
+    const leaseMs = String(cfg.PIONEER_INGEST_PRODUCE_TIMEOUT_MS * 3);
+    const windowSeconds = String(cfg.PIONEER_INGEST_DEDUP_WINDOW_SECONDS);
+
+    const app = createApp({
+      name: 'ingest',
+      log,
+      metrics,
+      ready: async () => ({ redis: await redisReachable(redis), kafka: producer.connected }),
+    });
+    app.use('/v1/*', authenticate(tenants));
+
+    /** Sets the caller's tenant on events without one; 403 naming `tenantid` for an event of another tenant. */
+    function claimTenant(t: TenantContext, events: CloudEventJson[], mode: IngestMode): void {
+      const errors: ProblemField[] = [];
+      events.forEach((e, i) => {
+        if (e.tenantid === undefined) e.tenantid = t.tenantId;
+        else if (e.tenantid !== t.tenantId) errors.push({ field: fieldOf(mode, i, 'tenantid'), message: "names another tenant than the API key's" });
+      });
+      if (errors.length)
+        throw new HttpError(403, 'tenant_mismatch', `${errors[0]!.field}: an event may only name the API key's own tenant (or leave tenantid out)`, { errors });
+    }
+
+    async function takeTokens(t: TenantContext, n: number): Promise<void> {
+      const [taken, value] = await redis.takeTokens(ingestKeys.rate(t.tenantId), String(cfg.PIONEER_INGEST_RATE_PER_SECOND), String(cfg.PIONEER_INGEST_RATE_BURST), String(n));
+      if (taken === 1) return;
+      const seconds = Math.max(1, Math.ceil(value / 1000));
+      throw new HttpError(429, 'rate_limited', `this tenant may ingest ${cfg.PIONEER_INGEST_RATE_PER_SECOND} events/s (bursts of ${cfg.PIONEER_INGEST_RATE_BURST}); retry after ${seconds} s`, {
+        headers: { 'retry-after': String(seconds) },
+        extra: { retry_after_ms: value },
+      });
+    }
+
+    /** Validates each event's data against the latest registered schema of its type (when there is one). */
+    async function checkSchemas(t: TenantContext, events: CloudEventJson[], mode: IngestMode): Promise<void> {
+      const latest = await schemas.latestVersions(t.tenantId, [...new Set(events.map((e) => e.type))]);
+      if (latest.size === 0) return;
+      const errors: ProblemField[] = [];
+      for (const [i, e] of events.entries()) {
+        const version = latest.get(e.type);
+        if (version === undefined) continue;
+        const validate = await validators.get(t.tenantId, e.type, version);
+        if (!validate) continue;
+        const at = (field: string) => fieldOf(mode, i, field);
+        if (e.data_base64 !== undefined) {
+          errors.push({ field: at('data_base64'), message: `type ${e.type} has a JSON Schema (v${version}): send JSON data` });
+        } else if (e.data === undefined) {
+          errors.push({ field: at('data'), message: `is required: type ${e.type} has a JSON Schema (v${version})` });
+        } else if (!validate(e.data)) {
+          // `data.amount` (the body's `amount` in binary mode), `[3].data.amount` in a batch
+          const root = mode === 'batch' ? at('data') : 'data';
+          for (const f of describeErrors(validate.errors ?? [], root)) errors.push({ field: f.field, message: `${f.message} (schema of ${e.type} v${version})` });
+        }
+        if (errors.length >= 20) break;
+      }
+      if (errors.length) throw new HttpError(400, 'schema_violation', `${errors[0]!.field}: ${errors[0]!.message}`, { errors });
+    }
+
+    /** Reserves, produces and records the events; duplicates within the window are answered from their record. */
+    async function ingest(t: TenantContext, events: CloudEventJson[], mode: IngestMode): Promise<IngestResult[]> {
+      // the first occurrence of each (source, id) in the request is the one that may be produced
+      const first = new Map<string, number>();
+      events.forEach((e, i) => {
+        const k = `${e.source}\u0000${e.id}`;
+        if (!first.has(k)) first.set(k, i);
+      });
+      const unique = [...first.values()];
+      const pipe = scriptPipeline(redis);
+      for (const i of unique) pipe.reserveEvent(ingestKeys.event(t.tenantId, events[i]!.id), events[i]!.source, leaseMs, windowSeconds);
+      const replies = (await pipe.exec()) ?? [];
+      const existing = new Map<number, IngestRecord>();
+      const reserved: number[] = [];
+      const inFlight: ProblemField[] = [];
+      unique.forEach((i, n) => {
+        const [err, value] = replies[n] ?? [new Error('no reply'), null];
+        if (err) throw err;
+        if (value === null) reserved.push(i);
+        else if (String(value).startsWith(PENDING)) inFlight.push({ field: fieldOf(mode, i, 'id'), message: 'this (source, id) is being ingested by another request right now' });
+        else existing.set(i, JSON.parse(String(value)) as IngestRecord);
+      });
+      const release = async () => {
+        if (reserved.length === 0) return;
+        const tx = redis.pipeline();
+        for (const i of reserved) tx.hdel(ingestKeys.event(t.tenantId, events[i]!.id), events[i]!.source);
+        await tx.exec().catch((err) => log.warn({ err }, 'releasing ingest reservations failed; they lapse after their lease'));
+      };
+      if (inFlight.length) {
+        await release();
+        throw new HttpError(409, 'duplicate_in_flight', `${inFlight[0]!.field}: ${inFlight[0]!.message}; retry shortly to learn its outcome`, {
+          errors: inFlight,
+          headers: { 'retry-after': '1' },
+        });
+      }
+
+      const records = new Map<number, IngestRecord>();
+      if (reserved.length) {
+        const messages = reserved.map((i) => encodeBinary(events[i]!) as Message);
+        const timer = produceSeconds.startTimer();
+        let positions: Position[];
+        try {
+          positions = await producer.send(messages);
+        } catch (err) {
+          log.error({ err, topic, events: messages.length }, 'produce failed');
+          await release();
+          throw new HttpError(503, 'kafka_unavailable', 'the events could not be written to Kafka; retry (nothing was recorded as ingested)', {
+            headers: { 'retry-after': '1' },
+            cause: err,
+          });
+        } finally {
+          timer();
+        }
+        const acceptedAt = new Date().toISOString();
+        const tx = redis.pipeline();
+        reserved.forEach((i, n) => {
+          const { partition, offset } = positions[n]!;
+          const e = events[i]!;
+          const record: IngestRecord = { id: e.id, source: e.source, type: e.type, accepted_at: acceptedAt, topic, partition, offset };
+          records.set(i, record);
+          tx.hset(ingestKeys.event(t.tenantId, e.id), e.source, JSON.stringify(record));
+        });
+        await tx.exec().catch((err) => log.warn({ err }, 'recording ingested events failed; their dedup entries lapse after the lease'));
+      }
+
+      return events.map((e, i) => {
+        const firstIndex = first.get(`${e.source}\u0000${e.id}`)!;
+        const own = firstIndex === i ? records.get(i) : undefined;
+        const record = own ?? records.get(firstIndex) ?? existing.get(firstIndex)!;
+        return {
+          id: e.id,
+          source: e.source,
+          duplicate: own === undefined,
+          topic: record.topic,
+          partition: record.partition,
+          offset: record.offset,
+          accepted_at: record.accepted_at,
+        };
+      });
+    }
+
+    app.post('/v1/events', async (c) => {
+      const seen = { count: 1 };
+      try {
+        const t = tenantOf(c.get('auth'), ['tenant']);
+        const { mode, events } = await readEvents(c, { maxBodyBytes: cfg.PIONEER_INGEST_MAX_BODY_BYTES, maxBatch: cfg.PIONEER_INGEST_MAX_BATCH }, seen);
+        claimTenant(t, events, mode);
+        await takeTokens(t, events.length);
+        await checkSchemas(t, events, mode);
+        const results = await ingest(t, events, mode);
+        const duplicates = results.filter((r) => r.duplicate).length;
+        eventsTotal.inc({ result: 'accepted' }, results.length - duplicates);
+        if (duplicates) eventsTotal.inc({ result: 'duplicate' }, duplicates);
+        return c.json({ accepted: results.length - duplicates, duplicates, events: results }, 202);
+      } catch (err) {
+        refusedTotal.inc({ reason: err instanceof HttpError ? err.code : 'internal' }, seen.count);
+        throw err;
+      }
+    });
+
+    app.get('/v1/events/:id', async (c: Context<AppEnv>) => {
+      const t = tenantOf(c.get('auth'), ['tenant', 'consumer']);
+      const id = c.req.param('id') ?? '';
+      const source = c.req.query('source');
+      const key = ingestKeys.event(t.tenantId, id);
+      const [all, ttl] = await Promise.all([redis.hgetall(key), redis.pttl(key)]);
+      const data = Object.entries(all)
+        .filter(([src]) => source === undefined || src === source)
+        .map(([src, value]) => (value.startsWith(PENDING) ? { id, source: src, status: 'pending' } : { ...(JSON.parse(value) as IngestRecord), status: 'accepted' }))
+        .sort((a, b) => a.source.localeCompare(b.source));
+      if (data.length === 0) throw HttpError.notFound('ingested event');
+      return c.json({ id, data, ...(ttl > 0 ? { remembered_until: new Date(Date.now() + ttl).toISOString() } : {}) });
+    });
+
+    return {
+      name: 'ingest',
+      app,
+      async close() {
+        await producer.disconnect().catch(() => {});
+        await redis.quit().catch(() => redis.disconnect());
+      },
+    };
+  },
+});
