@@ -1,0 +1,165 @@
+/**
+ * The export function: seeding and recovery for a subscription.
+ *   POST /v1/exports, GET /v1/exports/{id}, GET /v1/exports/{id}/file   an interval of the buffered stream as a
+ *                                                                         gzipped NDJSON file with a manifest
+ *   POST /v1/subscriptions/{id}/replay, GET /v1/subscriptions/{id}/replays/{replayId}
+ *                                                                         a past interval re-derived from Kafka
+ * Both run asynchronously in the instance that accepted them (202 with a resource to poll); their state is in
+ * Redis. See exports.ts and replays.ts; docs/exports.md for users.
+ */
+import { Readable } from 'node:stream';
+import { z } from 'zod';
+import { commonSchema, env } from '../../platform/config/env.ts';
+import { defineFunction } from '../../platform/runtime/contract.ts';
+import { createApp, readJson } from '../../platform/http/app.ts';
+import { parseOrThrow } from '../../platform/http/problem.ts';
+import { HttpError } from '../../platform/errors.ts';
+import { createRedis, redisReachable } from '../../platform/redis/client.ts';
+import { createKafka, kafkaReachable, kafkaSecurity } from '../../platform/kafka/client.ts';
+import { createTenantStore } from '../../platform/store/tenants.ts';
+import { createSubscriptionStore, type Subscription } from '../../platform/store/subscriptions.ts';
+import { authenticate, tenantOf, type TenantContext } from '../../platform/auth/authenticate.ts';
+import { topicMappingsEnv } from '../../platform/events/topic-mapping.ts';
+import { isId } from '../../platform/ids.ts';
+import { counter } from '../../platform/telemetry/metrics.ts';
+import { createExporter } from './exports.ts';
+import { createReplayer } from './replays.ts';
+
+const config = commonSchema.extend({
+  // the same source topics and decoding as the route: a replay derives what the route derived
+  PIONEER_SOURCE_TOPICS: env.list().default(['pioneer.events']),
+  PIONEER_TOPIC_MAPPINGS: topicMappingsEnv(),
+  PIONEER_MAX_RECORD_BYTES: env.int(1024, 16 * 1024 * 1024).default(1024 * 1024),
+  PIONEER_STREAM_RETENTION_HOURS: env.int(1, 24 * 365).default(72),
+  PIONEER_STREAM_MAX_LENGTH: env.int(1, 1_000_000_000).default(5_000_000),
+  /** where export files are written; every export instance must see the same directory (a shared volume) */
+  PIONEER_EXPORT_DIR: z.string().min(1).default('.run/exports'),
+  /** how long export and replay records are kept in Redis */
+  PIONEER_EXPORT_TTL_HOURS: env.int(1, 24 * 365).default(168),
+  PIONEER_EXPORT_PAGE: env.int(1, 100_000).default(1000),
+  /** lease of a running export or replay: renewed every third of it; a dead instance's work reads as failed after it */
+  PIONEER_EXPORT_LEASE_MS: env.int(1000, 600_000).default(30_000),
+});
+export type ExportConfig = z.infer<typeof config>;
+
+const time = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z' });
+const replayBody = z.strictObject({ since: time, until: time.optional() });
+const exportBody = z.strictObject({ subscription_id: z.string().min(1), from: time.optional(), to: time.optional() });
+
+export default defineFunction({
+  name: 'export',
+  config,
+  defaultPort: 8085,
+  async create(cfg, { log, metrics }) {
+    const redis = createRedis(cfg.PIONEER_REDIS_URL, { name: 'export' });
+    const kafka = createKafka({ brokers: cfg.PIONEER_KAFKA_BROKERS, clientId: `${cfg.PIONEER_KAFKA_CLIENT_ID}-export`, log, ...kafkaSecurity(cfg) });
+    const tenants = createTenantStore(redis);
+    const subs = createSubscriptionStore(redis);
+    const recordTtlMs = cfg.PIONEER_EXPORT_TTL_HOURS * 3600_000;
+    const exporter = createExporter({
+      redis, log: log.child({ component: 'exports' }), dir: cfg.PIONEER_EXPORT_DIR, pageSize: cfg.PIONEER_EXPORT_PAGE, leaseMs: cfg.PIONEER_EXPORT_LEASE_MS, recordTtlMs,
+    });
+    const replayer = createReplayer({
+      redis, kafka, log: log.child({ component: 'replays' }), topics: cfg.PIONEER_SOURCE_TOPICS,
+      decoding: { maxRecordBytes: cfg.PIONEER_MAX_RECORD_BYTES, mappings: cfg.PIONEER_TOPIC_MAPPINGS },
+      retentionMs: cfg.PIONEER_STREAM_RETENTION_HOURS * 3600_000, maxLen: cfg.PIONEER_STREAM_MAX_LENGTH, leaseMs: cfg.PIONEER_EXPORT_LEASE_MS, recordTtlMs,
+    });
+    const started = counter(metrics, 'pioneer_export_jobs_started_total', 'Exports and replays started', ['kind']);
+
+    const app = createApp({
+      name: 'export',
+      log,
+      metrics,
+      ready: async () => {
+        const [r, kafkaUp] = await Promise.all([redisReachable(redis), kafkaReachable(kafka)]);
+        return { redis: r, kafka: kafkaUp };
+      },
+    });
+    app.use('/v1/*', authenticate(tenants));
+
+    async function subscriptionOf(t: TenantContext, id: string, field?: string): Promise<Subscription> {
+      const sub = isId('sub', id) ? await subs.get(t.tenantId, id) : null;
+      if (!sub) {
+        if (!field) throw HttpError.notFound('subscription');
+        throw new HttpError(404, 'not_found', `${field}: subscription not found`, { errors: [{ field, message: 'no such subscription' }] });
+      }
+      return sub;
+    }
+
+    // ─── replays ──────────────────────────────────────────────────────────────────────────────────────────
+    app.post('/v1/subscriptions/:id/replay', async (c) => {
+      const t = tenantOf(c.get('auth'), ['tenant']);
+      const sub = await subscriptionOf(t, c.req.param('id'));
+      const body = parseOrThrow(replayBody, await readJson(c));
+      const now = Date.now();
+      const sinceMs = Date.parse(body.since);
+      if (sinceMs > now) throw HttpError.badRequest('since', 'is in the future');
+      let untilMs = now;
+      if (body.until !== undefined) {
+        untilMs = Date.parse(body.until);
+        if (untilMs <= sinceMs) throw HttpError.badRequest('until', 'must be after since');
+        untilMs = Math.min(untilMs, now);
+      }
+      const replay = await replayer.start(sub, sinceMs, untilMs, body.until !== undefined && untilMs < now);
+      started.inc({ kind: 'replay' });
+      return c.json(replay, 202, { location: `/v1/subscriptions/${sub.id}/replays/${replay.id}` });
+    });
+
+    app.get('/v1/subscriptions/:id/replays/:replayId', async (c) => {
+      const t = tenantOf(c.get('auth'), ['tenant', 'consumer']);
+      const sub = await subscriptionOf(t, c.req.param('id'));
+      const id = c.req.param('replayId');
+      const replay = isId('rpl', id) ? await replayer.get(t.tenantId, sub.id, id) : null;
+      if (!replay) throw HttpError.notFound('replay');
+      return c.json(replay);
+    });
+
+    // ─── exports ──────────────────────────────────────────────────────────────────────────────────────────
+    app.post('/v1/exports', async (c) => {
+      const t = tenantOf(c.get('auth'), ['tenant']);
+      const body = parseOrThrow(exportBody, await readJson(c));
+      const sub = await subscriptionOf(t, body.subscription_id, 'subscription_id');
+      const now = Date.now();
+      const fromMs = body.from === undefined ? null : Date.parse(body.from);
+      const toMs = body.to === undefined ? null : Date.parse(body.to);
+      if (fromMs !== null && fromMs > now) throw HttpError.badRequest('from', 'is in the future');
+      if (fromMs !== null && toMs !== null && toMs <= fromMs) throw HttpError.badRequest('to', 'must be after from');
+      const record = await exporter.start(sub, fromMs, toMs);
+      started.inc({ kind: 'export' });
+      return c.json(record, 202, { location: `/v1/exports/${record.id}` });
+    });
+
+    app.get('/v1/exports/:id', async (c) => {
+      const t = tenantOf(c.get('auth'), ['tenant', 'consumer']);
+      const id = c.req.param('id');
+      const record = isId('exp', id) ? await exporter.get(t.tenantId, id) : null;
+      if (!record) throw HttpError.notFound('export');
+      return c.json(record);
+    });
+
+    app.get('/v1/exports/:id/file', async (c) => {
+      const t = tenantOf(c.get('auth'), ['tenant', 'consumer']);
+      const id = c.req.param('id');
+      if (!isId('exp', id)) throw HttpError.notFound('export');
+      const { stream, bytes } = await exporter.file(t.tenantId, id);
+      return new Response(Readable.toWeb(stream) as ReadableStream<Uint8Array>, {
+        status: 200,
+        headers: {
+          'content-type': 'application/gzip',
+          'content-length': String(bytes),
+          'content-disposition': `attachment; filename="${id}.ndjson.gz"`,
+        },
+      });
+    });
+
+    return {
+      name: 'export',
+      app,
+      async close() {
+        await replayer.close();
+        await exporter.close();
+        await redis.quit().catch(() => redis.disconnect());
+      },
+    };
+  },
+});
