@@ -1,0 +1,673 @@
+/**
+ * The deployment assets, checked offline against the code:
+ * - stack.yml (OpenFaaS) against deploy/stack.schema.json, and knative/ with @kubernetes-models/knative, the
+ *   KafkaSource with the CRD's own openAPIV3Schema (made strict: unknown fields are errors), plus what neither
+ *   checks: unknown keys, enum values the CRD leaves open (ordering, initialOffset), a sink, probes, non-root;
+ * - every registered function is deployed on both hosts, and nothing else is;
+ * - every environment variable a manifest sets is read by that function's zod schema (or by the host), every
+ *   variable a function requires is set, and the deployed values parse;
+ * - the Kafka-triggered functions (learned by creating each function with its deployed configuration) have a
+ *   KafkaSource and a kafka-connector topic on exactly their trigger topics and group, and their topics exist
+ *   with enough retention;
+ * - the Dockerfile copies what exists, installs production dependencies only and runs as non-root, and the
+ *   image's build (tsconfig.build.json + Lua scripts) and entrypoint start a function for real;
+ * - every metric the alerts and the dashboard use is exported by the code.
+ * Each check is also shown to fail on a broken copy of the manifests.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parse, parseAllDocuments } from 'yaml';
+import { Ajv } from 'ajv';
+import { Service } from '@kubernetes-models/knative/serving.knative.dev/v1/Service';
+import { FUNCTIONS } from '../../functions/registry.ts';
+import { generateApiKey } from '../../platform/auth/api-keys.ts';
+import { createMetrics } from '../../platform/telemetry/metrics.ts';
+import { createLogger } from '../../platform/telemetry/logger.ts';
+import { deps, kafkaClient, ownService, randomName, ROOT, waitFor } from '../support/helpers.ts';
+
+const run = promisify(execFile);
+const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
+const clone = <T>(v: T): T => structuredClone(v);
+
+// ---- what the code declares --------------------------------------------------------------------------------------
+
+/** Variables a host reads besides the function's own schema: the function's name and port (adapters/knative,
+ *  adapters/http/start-function.ts reads PIONEER_LOG_LEVEL for every function). */
+const HOST_VARS = new Set(['PIONEER_FUNCTION', 'PORT', 'PIONEER_LOG_LEVEL']);
+
+type Shape = Record<string, { safeParse(v: unknown): { success: boolean } }>;
+const shapeOf = (name: string): Shape => (FUNCTIONS[name]!.config as unknown as { shape: Shape }).shape;
+const readers = (variable: string) => Object.keys(FUNCTIONS).filter((n) => variable in shapeOf(n));
+const requiredVars = (name: string) => Object.entries(shapeOf(name)).filter(([, s]) => !s.safeParse(undefined).success).map(([k]) => k);
+
+/** Values standing in for secrets when a deployed configuration is parsed. */
+const SECRET_SAMPLES: Record<string, string> = {
+  PIONEER_REDIS_URL: 'redis://:password@redis.pioneer.svc:6379',
+  PIONEER_KAFKA_BROKERS: 'kafka-0.kafka:9092,kafka-1.kafka:9092',
+  PIONEER_ADMIN_KEY: generateApiKey(),
+};
+
+/** Problems with the variables `env` sets for function `fn` (`where` prefixes each). */
+function envProblems(where: string, fn: string, env: Record<string, string>): string[] {
+  const out: string[] = [];
+  if (!FUNCTIONS[fn]) return out;
+  const shape = shapeOf(fn);
+  for (const name of Object.keys(env)) {
+    if (HOST_VARS.has(name) || name in shape) continue;
+    const others = readers(name);
+    out.push(others.length ? `${where}: ${name} is not read by ${fn} (only by ${others.join(', ')})` : `${where}: ${name} is read by no function`);
+  }
+  for (const name of requiredVars(fn)) if (!(name in env)) out.push(`${where}: ${fn} requires ${name}, which is not set`);
+  if (env['PIONEER_FUNCTION'] !== fn) out.push(`${where}: PIONEER_FUNCTION is ${JSON.stringify(env['PIONEER_FUNCTION'])}, expected ${fn}`);
+  const parsed = FUNCTIONS[fn]!.config.safeParse(env);
+  if (!parsed.success) for (const issue of parsed.error.issues) out.push(`${where}: ${issue.path.join('.')} is invalid for ${fn}: ${issue.message}`);
+  return out;
+}
+
+/** Metric names the code registers: its counter/histogram/gauge calls. */
+function codeMetrics(): Set<string> {
+  const names = new Set<string>();
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (path.endsWith('.ts')) for (const m of read(path).matchAll(/\b(?:counter|histogram|gauge)\(\s*\w+,\s*'([a-z_:][a-z0-9_:]*)'/g)) names.add(m[1]!);
+    }
+  };
+  walk('functions');
+  walk('platform');
+  return names;
+}
+
+/** What a function's /metrics shows: the code's metrics and prom-client's default ones. */
+function exportedMetrics(): Set<string> {
+  const names = codeMetrics();
+  for (const m of createMetrics().getMetricsAsArray()) names.add(m.name);
+  return names;
+}
+
+/** Metrics of other exporters the alerts and dashboard may use. */
+const EXTERNAL_METRICS = new Set(['up', 'kafka_consumergroup_lag']);
+
+function metricProblems(where: string, text: string, exported: Set<string>): string[] {
+  const out: string[] = [];
+  const used = new Set<string>();
+  for (const m of text.matchAll(/\b(pioneer_[a-z0-9_]+|kafka_[a-z0-9_]+)\b/g)) used.add(m[1]!);
+  if (/\bup\{/.test(text)) used.add('up');
+  for (const name of used) {
+    const base = name.replace(/_(bucket|sum|count)$/, '');
+    if (!exported.has(name) && !exported.has(base) && !EXTERNAL_METRICS.has(name)) out.push(`${where}: metric ${name} is exported by no function`);
+  }
+  return out;
+}
+
+// ---- the manifests -----------------------------------------------------------------------------------------------
+
+interface Doc { file: string; obj: any }
+
+function loadKnative(): Doc[] {
+  const files = [
+    ...readdirSync(join(ROOT, 'knative')).filter((f) => /\.ya?ml(\.example)?$/.test(f)).map((f) => `knative/${f}`),
+    ...readdirSync(join(ROOT, 'knative/kafka')).filter((f) => /\.ya?ml$/.test(f)).map((f) => `knative/kafka/${f}`),
+  ];
+  const docs: Doc[] = [];
+  for (const file of files.sort())
+    for (const d of parseAllDocuments(read(file))) {
+      if (d.errors.length) throw new Error(`${file}: ${d.errors[0]!.message}`);
+      const obj = d.toJS();
+      if (obj) docs.push({ file, obj });
+    }
+  return docs;
+}
+const ofKind = (docs: Doc[], kind: string) => docs.filter((d) => d.obj?.kind === kind);
+
+const stackSchema = JSON.parse(read('deploy/stack.schema.json'));
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validateStack = ajv.compile<any>(stackSchema);
+
+/** The CRD's v1beta1 schema, with every object that lists its properties closed to others (the API server
+ *  prunes unknown fields silently, which hides a misspelt one). */
+function strictCrdSchema(): any {
+  const crd = parse(readFileSync(join(ROOT, '../shared/conformance/knative/kafka-source-crd.yaml'), 'utf8'));
+  const version = crd.spec.versions.find((v: any) => v.name === 'v1beta1');
+  const close = (node: any): any => {
+    if (Array.isArray(node)) return node.map(close);
+    if (!node || typeof node !== 'object') return node;
+    const out: any = {};
+    for (const [k, v] of Object.entries(node)) out[k] = k === 'properties' ? Object.fromEntries(Object.entries(v as object).map(([p, s]) => [p, close(s)])) : close(v);
+    if (out.properties && !out['x-kubernetes-preserve-unknown-fields'] && out.additionalProperties === undefined) out.additionalProperties = false;
+    return out;
+  };
+  const schema = close(version.schema.openAPIV3Schema);
+  schema.properties.metadata = { type: 'object' };
+  return schema;
+}
+const validateKafkaSource = ajv.compile<any>(strictCrdSchema());
+
+/** Allowed keys, nested; `true` is any value, an array is a list of the inner spec. */
+type KeySpec = { [key: string]: KeySpec | KeySpec[] | true };
+function unknownKeys(where: string, value: any, spec: KeySpec | KeySpec[] | true): string[] {
+  if (spec === true || value === null || typeof value !== 'object') return [];
+  if (Array.isArray(spec)) return Array.isArray(value) ? value.flatMap((v, i) => unknownKeys(`${where}[${i}]`, v, spec[0]!)) : [];
+  return Object.entries(value).flatMap(([k, v]) => (k in spec ? unknownKeys(`${where}.${k}`, v, spec[k]!) : [`${where}.${k}: unknown field`]));
+}
+const PROBE: KeySpec = { httpGet: { path: true, port: true, scheme: true, httpHeaders: true }, initialDelaySeconds: true, periodSeconds: true, timeoutSeconds: true, failureThreshold: true, successThreshold: true };
+const REF: KeySpec = { name: true, key: true, optional: true };
+const SERVICE_KEYS: KeySpec = {
+  apiVersion: true, kind: true,
+  metadata: { name: true, namespace: true, labels: true, annotations: true },
+  spec: {
+    template: {
+      metadata: { name: true, labels: true, annotations: true },
+      spec: {
+        containerConcurrency: true, timeoutSeconds: true, responseStartTimeoutSeconds: true, idleTimeoutSeconds: true,
+        serviceAccountName: true, imagePullSecrets: true, enableServiceLinks: true, nodeSelector: true, tolerations: true, volumes: true,
+        containers: [{
+          name: true, image: true, imagePullPolicy: true, args: true, command: true, workingDir: true, volumeMounts: true,
+          ports: [{ name: true, containerPort: true, protocol: true }],
+          env: [{ name: true, value: true, valueFrom: { configMapKeyRef: REF, secretKeyRef: REF } }],
+          envFrom: true,
+          resources: { requests: { cpu: true, memory: true }, limits: { cpu: true, memory: true } },
+          readinessProbe: PROBE, livenessProbe: PROBE, startupProbe: PROBE,
+          securityContext: { runAsNonRoot: true, runAsUser: true, runAsGroup: true, allowPrivilegeEscalation: true, readOnlyRootFilesystem: true, capabilities: { drop: true, add: true }, seccompProfile: { type: true } },
+        }],
+      },
+    },
+    traffic: true,
+  },
+};
+const AUTOSCALING = new Set(['class', 'metric', 'target', 'target-utilization-percentage', 'min-scale', 'max-scale', 'initial-scale', 'scale-down-delay', 'window', 'panic-window-percentage', 'panic-threshold-percentage', 'target-burst-capacity', 'activation-scale']);
+const TOPIC_KEYS: KeySpec = { apiVersion: true, kind: true, metadata: { name: true, namespace: true, labels: true, annotations: true }, spec: { topicName: true, partitions: true, replicas: true, config: true } };
+
+/** Retention the topics need: the 72 h outage plus 24 h of replay. */
+const MIN_RETENTION_MS = (72 + 24) * 3600_000;
+
+const UNITS: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30 };
+const memory = (q: string) => Number(q.replace(/(Ki|Mi|Gi)$/, '')) * (UNITS[q.match(/(Ki|Mi|Gi)$/)?.[1] ?? ''] ?? 1);
+const cpu = (q: string | number) => (String(q).endsWith('m') ? Number(String(q).slice(0, -1)) : Number(q) * 1000);
+
+// ---- the Kafka triggers, learned from the functions themselves ---------------------------------------------------
+
+interface Trigger { topics: string[]; groupId: string }
+interface Triggers { openfaas: Record<string, Trigger | null>; knative: Record<string, Trigger | null> } // host -> function -> trigger
+
+// ---- checks ------------------------------------------------------------------------------------------------------
+
+function stackProblems(stack: any, triggers: Record<string, Trigger | null>): string[] {
+  const out: string[] = [];
+  if (!validateStack(stack)) {
+    for (const e of validateStack.errors ?? []) out.push(`stack.yml${e.instancePath}: ${e.message}${e.params && 'additionalProperty' in e.params ? ` (${e.params.additionalProperty})` : ''}${e.propertyName ? ` (${e.propertyName})` : ''}`);
+    return out;
+  }
+  const functions: Record<string, any> = stack.functions;
+  for (const name of Object.keys(FUNCTIONS)) if (!functions[name]) out.push(`stack.yml: function ${name} is registered but not deployed`);
+  for (const [name, fn] of Object.entries(functions)) {
+    const where = `stack.yml: functions.${name}`;
+    if (!FUNCTIONS[name]) out.push(`${where}: no registered function is called ${name}`);
+    const env: Record<string, string> = { ...fn.environment };
+    for (const secret of fn.secrets ?? []) {
+      const variable = String(secret).toUpperCase().replace(/-/g, '_');
+      if (!variable.startsWith('PIONEER_')) out.push(`${where}.secrets: ${secret} does not become a PIONEER_ variable (deploy/docker-entrypoint.sh)`);
+      if (variable in env) out.push(`${where}.secrets: ${secret} and environment both set ${variable}`);
+      env[variable] = SECRET_SAMPLES[variable] ?? 'secret';
+    }
+    for (const [variable, value] of Object.entries<string>(fn.environment ?? {}))
+      if (/_DIR$/.test(variable) && fn.readonly_root_filesystem && !/^\/tmp\//.test(value)) out.push(`${where}.environment: ${variable} ${value} is not writable: a read-only function writes only under /tmp`);
+    for (const variable of Object.keys(SECRET_SAMPLES)) if (variable in (fn.environment ?? {})) out.push(`${where}.environment: ${variable} is a secret: give it in secrets`);
+    out.push(...envProblems(`${where}.environment`, name, env));
+    const min = Number(fn.labels['com.openfaas.scale.min']);
+    const max = Number(fn.labels['com.openfaas.scale.max']);
+    if (min > max) out.push(`${where}.labels: com.openfaas.scale.min ${min} is above com.openfaas.scale.max ${max}`);
+    if (memory(fn.requests.memory) > memory(fn.limits.memory) || cpu(fn.requests.cpu) > cpu(fn.limits.cpu)) out.push(`${where}: requests exceed limits`);
+    const trigger = triggers[name];
+    const topic: string | undefined = fn.annotations.topic;
+    if (trigger && topic === undefined) out.push(`${where}.annotations: ${name} is Kafka-triggered but has no kafka-connector topic annotation`);
+    if (trigger && topic !== undefined && topic.split(',').sort().join(',') !== [...trigger.topics].sort().join(','))
+      out.push(`${where}.annotations.topic: ${topic} is not the topics ${name} reads (${trigger.topics.join(',')})`);
+    if (!trigger && topic !== undefined && FUNCTIONS[name]) out.push(`${where}.annotations.topic: ${name} is not Kafka-triggered`);
+  }
+  return out;
+}
+
+function knativeProblems(docs: Doc[], triggers: Record<string, Trigger | null>): string[] {
+  const out: string[] = [];
+  const configMap = ofKind(docs, 'ConfigMap').find((d) => d.obj.metadata?.name === 'pioneer-config');
+  const secret = ofKind(docs, 'Secret').find((d) => d.obj.metadata?.name === 'pioneer-secrets');
+  if (!configMap) out.push('knative: no ConfigMap pioneer-config');
+  if (!secret) out.push('knative: no Secret template pioneer-secrets');
+  const config: Record<string, string> = configMap?.obj.data ?? {};
+  const secrets: Record<string, string> = secret?.obj.stringData ?? {};
+  for (const [kind, values, file] of [['ConfigMap', config, configMap?.file], ['Secret', secrets, secret?.file]] as const)
+    for (const key of Object.keys(values)) if (!HOST_VARS.has(key) && readers(key).length === 0) out.push(`${file}: ${kind} key ${key} is read by no function`);
+
+  const services = ofKind(docs, 'Service').filter((d) => d.obj.apiVersion === 'serving.knative.dev/v1');
+  const serviceNames = new Set(services.map((d) => d.obj.metadata?.name));
+  for (const name of Object.keys(FUNCTIONS)) if (!serviceNames.has(name)) out.push(`knative: function ${name} is registered but has no Service`);
+
+  for (const { file, obj } of services) {
+    const name: string = obj.metadata?.name;
+    const where = `${file}: Service ${name}`;
+    try {
+      new Service(obj).validate();
+    } catch (err) {
+      out.push(`${where}: ${(err as Error).message}`);
+    }
+    out.push(...unknownKeys(where, obj, SERVICE_KEYS));
+    if (!FUNCTIONS[name]) out.push(`${where}: no registered function is called ${name}`);
+    const template = obj.spec?.template ?? {};
+    const annotations: Record<string, string> = template.metadata?.annotations ?? {};
+    for (const [k, v] of Object.entries(annotations)) {
+      const [prefix, key] = k.split('/');
+      if (prefix === 'autoscaling.knative.dev' && !AUTOSCALING.has(key!)) out.push(`${where}: unknown annotation ${k}`);
+      if (prefix !== 'autoscaling.knative.dev' && prefix !== 'prometheus.io') out.push(`${where}: unknown annotation ${k}`);
+      if (/^(min|max|initial)-scale$/.test(key!) && !/^\d+$/.test(String(v))) out.push(`${where}: ${k} must be an integer, got ${v}`);
+    }
+    const min = Number(annotations['autoscaling.knative.dev/min-scale'] ?? 0);
+    const max = Number(annotations['autoscaling.knative.dev/max-scale'] ?? Infinity);
+    if (annotations['autoscaling.knative.dev/max-scale'] === undefined) out.push(`${where}: no autoscaling.knative.dev/max-scale`);
+    if (min > max) out.push(`${where}: min-scale ${min} is above max-scale ${max}`);
+    if (min < 1) out.push(`${where}: min-scale must be at least 1 (the functions keep connections and background work)`);
+    const metric = annotations['autoscaling.knative.dev/metric'];
+    if (metric !== undefined && !['concurrency', 'rps', 'cpu', 'memory'].includes(metric)) out.push(`${where}: autoscaling metric ${metric} is not concurrency, rps, cpu or memory`);
+    const spec = template.spec ?? {};
+    if (name === 'gateway') {
+      if (!(spec.containerConcurrency === 0 || spec.containerConcurrency >= 1000)) out.push(`${where}: containerConcurrency ${spec.containerConcurrency} would cap SSE streams per instance (0 or at least 1000)`);
+      if (!(spec.timeoutSeconds >= 600)) out.push(`${where}: timeoutSeconds ${spec.timeoutSeconds} cuts SSE streams too soon (at least 600)`);
+    }
+    const containers: any[] = spec.containers ?? [];
+    if (containers.length !== 1) out.push(`${where}: expected one container, found ${containers.length}`);
+    for (const c of containers) {
+      if (c.readinessProbe?.httpGet?.path !== '/readyz') out.push(`${where}: readinessProbe must GET /readyz`);
+      if (c.livenessProbe?.httpGet?.path !== '/healthz') out.push(`${where}: livenessProbe must GET /healthz`);
+      if (c.securityContext?.runAsNonRoot !== true) out.push(`${where}: securityContext.runAsNonRoot must be true`);
+      if (!c.resources?.requests || !c.resources?.limits) out.push(`${where}: resources need requests and limits`);
+      else if (memory(c.resources.requests.memory) > memory(c.resources.limits.memory) || cpu(c.resources.requests.cpu) > cpu(c.resources.limits.cpu)) out.push(`${where}: requests exceed limits`);
+      const env: Record<string, string> = {};
+      for (const e of c.env ?? []) {
+        if (e.name === 'PORT') out.push(`${where}: PORT is reserved: Knative sets it from containerPort`);
+        if (e.valueFrom?.configMapKeyRef) {
+          const ref = e.valueFrom.configMapKeyRef;
+          if (ref.name !== 'pioneer-config' || !(ref.key in config)) out.push(`${where}: ${e.name} refers to ${ref.name}/${ref.key}, which the ConfigMap template lacks`);
+          env[e.name] = config[ref.key] ?? '';
+        } else if (e.valueFrom?.secretKeyRef) {
+          const ref = e.valueFrom.secretKeyRef;
+          if (ref.name !== 'pioneer-secrets' || !(ref.key in secrets)) out.push(`${where}: ${e.name} refers to ${ref.name}/${ref.key}, which the Secret template lacks`);
+          env[e.name] = SECRET_SAMPLES[e.name] ?? 'secret';
+        } else env[e.name] = String(e.value ?? '');
+      }
+      const mounts: string[] = (c.volumeMounts ?? []).map((m: any) => m.mountPath);
+      for (const [variable, value] of Object.entries(env))
+        if (/_DIR$/.test(variable) && !mounts.some((m) => value === m || value.startsWith(`${m}/`))) out.push(`${where}: ${variable} ${value} is on no mounted volume (the root file system is read-only)`);
+      for (const m of c.volumeMounts ?? []) if (!(spec.volumes ?? []).some((v: any) => v.name === m.name)) out.push(`${where}: volumeMount ${m.name} has no volume`);
+      for (const v of spec.volumes ?? []) {
+        const claim = v.persistentVolumeClaim?.claimName;
+        if (claim && !ofKind(docs, 'PersistentVolumeClaim').some((d) => d.obj.metadata?.name === claim)) out.push(`${where}: volume ${v.name} claims ${claim}, which knative/ does not define`);
+      }
+      if (c.envFrom) out.push(`${where}: envFrom hides which variables the function gets: list them in env`);
+      out.push(...envProblems(`${where} env`, name, env));
+    }
+  }
+
+  const sources = ofKind(docs, 'KafkaSource');
+  const topics = ofKind(docs, 'KafkaTopic');
+  const topicByName = new Map<string, any>(topics.map((d) => [d.obj.spec?.topicName ?? d.obj.metadata?.name, d.obj]));
+  for (const [name, trigger] of Object.entries(triggers)) {
+    if (!trigger) continue;
+    const mine = sources.filter((d) => d.obj.spec?.sink?.ref?.name === name);
+    if (mine.length !== 1) out.push(`knative: Kafka-triggered function ${name} needs one KafkaSource whose sink is its Service, found ${mine.length}`);
+  }
+  for (const { file, obj } of sources) {
+    const where = `${file}: KafkaSource ${obj.metadata?.name}`;
+    if (obj.apiVersion !== 'sources.knative.dev/v1beta1') out.push(`${where}: apiVersion ${obj.apiVersion}, expected sources.knative.dev/v1beta1`);
+    if (!validateKafkaSource(obj))
+      for (const e of validateKafkaSource.errors ?? []) out.push(`${where}${e.instancePath}: ${e.message}${e.params && 'additionalProperty' in e.params ? ` (${e.params.additionalProperty})` : ''}`);
+    const spec = obj.spec ?? {};
+    if (!['ordered', 'unordered'].includes(spec.ordering)) out.push(`${where}: ordering ${JSON.stringify(spec.ordering)} is neither ordered nor unordered`);
+    else if (spec.ordering !== 'ordered') out.push(`${where}: ordering must be ordered (per-key order)`);
+    if (!['earliest', 'latest'].includes(spec.initialOffset)) out.push(`${where}: initialOffset ${JSON.stringify(spec.initialOffset)} is neither earliest nor latest`);
+    else if (spec.initialOffset !== 'earliest') out.push(`${where}: initialOffset must be earliest (a new group must not skip records)`);
+    const ref = spec.sink?.ref;
+    if (!ref) {
+      out.push(`${where}: no sink.ref`);
+      continue;
+    }
+    if (ref.kind !== 'Service' || ref.apiVersion !== 'serving.knative.dev/v1' || !serviceNames.has(ref.name)) out.push(`${where}: sink ${ref.kind}/${ref.name} is not a Knative Service of knative/`);
+    const trigger = triggers[ref.name];
+    if (!trigger) {
+      out.push(`${where}: sink ${ref.name} is not a Kafka-triggered function`);
+      continue;
+    }
+    if ([...(spec.topics ?? [])].sort().join(',') !== [...trigger.topics].sort().join(',')) out.push(`${where}: topics ${spec.topics} are not the topics ${ref.name} reads (${trigger.topics})`);
+    if (spec.consumerGroup !== trigger.groupId) out.push(`${where}: consumerGroup ${spec.consumerGroup} is not ${ref.name}'s group ${trigger.groupId}`);
+    const partitions = Math.min(...(spec.topics ?? []).map((t: string) => topicByName.get(t)?.spec?.partitions ?? Infinity));
+    if (spec.consumers !== undefined && spec.consumers > partitions) out.push(`${where}: ${spec.consumers} consumers for ${partitions} partitions: the extra ones idle`);
+  }
+
+  // the topics the deployed functions name, each defined with enough retention
+  const named = new Set<string>();
+  for (const [k, v] of Object.entries(config)) if (/_TOPICS?$/.test(k)) for (const t of v.split(',')) named.add(t.trim());
+  for (const t of Object.values(triggers)) for (const topic of t?.topics ?? []) named.add(topic);
+  for (const topic of named) if (!topicByName.has(topic)) out.push(`knative/kafka: topic ${topic} is used by the functions but not defined`);
+  for (const { file, obj } of topics) {
+    const where = `${file}: KafkaTopic ${obj.metadata?.name}`;
+    out.push(...unknownKeys(where, obj, TOPIC_KEYS));
+    if (obj.apiVersion !== 'kafka.strimzi.io/v1beta2') out.push(`${where}: apiVersion ${obj.apiVersion}, expected kafka.strimzi.io/v1beta2`);
+    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(obj.metadata?.name ?? '')) out.push(`${where}: metadata.name is not a DNS-1123 name`);
+    if (!obj.metadata?.labels?.['strimzi.io/cluster']) out.push(`${where}: no strimzi.io/cluster label`);
+    const retention = Number(obj.spec?.config?.['retention.ms']);
+    if (!(retention >= MIN_RETENTION_MS)) out.push(`${where}: retention.ms ${obj.spec?.config?.['retention.ms']} is under ${MIN_RETENTION_MS} (72 h outage + 24 h replay)`);
+    if (!Number.isInteger(obj.spec?.partitions) || obj.spec.partitions < 1) out.push(`${where}: partitions must be a positive integer`);
+  }
+  const ingestTopic = config['PIONEER_INGEST_TOPIC'];
+  const ingestPartitions = config['PIONEER_INGEST_TOPIC_PARTITIONS'];
+  if (ingestTopic && ingestPartitions && topicByName.get(ingestTopic)?.spec?.partitions !== Number(ingestPartitions))
+    out.push(`knative/kafka: ${ingestTopic} has ${topicByName.get(ingestTopic)?.spec?.partitions} partitions, PIONEER_INGEST_TOPIC_PARTITIONS says ${ingestPartitions}`);
+  return out;
+}
+
+function dockerfileProblems(dockerfile: string, dockerignore: string): string[] {
+  const out: string[] = [];
+  const lines = dockerfile.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const stages: { name: string; lines: string[] }[] = [];
+  for (const line of lines) {
+    const from = line.match(/^FROM\s+\S+(?:\s+AS\s+(\S+))?/i);
+    if (from) stages.push({ name: from[1] ?? String(stages.length), lines: [] });
+    else stages.at(-1)?.lines.push(line);
+  }
+  const final = stages.at(-1);
+  if (!final || stages.length < 2) return ['Dockerfile: expected a multi-stage build'];
+  const ignored = dockerignore.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  for (const stage of stages)
+    for (const line of stage.lines) {
+      const copy = line.match(/^COPY\s+(.*)$/i);
+      if (!copy || /--from=/.test(copy[1]!)) continue;
+      const parts = copy[1]!.split(/\s+/).filter((p) => !p.startsWith('--'));
+      for (const src of parts.slice(0, -1)) {
+        if (!existsSync(join(ROOT, src))) out.push(`Dockerfile: COPY ${src}: no such file in the repository`);
+        const hit = ignored.find((p) => src === p || src.startsWith(`${p}/`));
+        if (hit) out.push(`Dockerfile: COPY ${src}: excluded by .dockerignore (${hit})`);
+      }
+    }
+  const user = final.lines.filter((l) => /^USER\s/i.test(l)).at(-1)?.split(/\s+/)[1];
+  if (!user || /^(root|0)(:|$)/.test(user)) out.push(`Dockerfile: the final stage runs as ${user ?? 'root'}, not as a non-root user`);
+  const modules = final.lines.find((l) => /^COPY\s+--from=\S+\s+\S*node_modules/i.test(l));
+  const depsStage = modules?.match(/--from=(\S+)/)?.[1];
+  const stage = stages.find((s) => s.name === depsStage);
+  if (!stage || !stage.lines.some((l) => /^RUN\s.*npm ci\b.*--omit=dev/.test(l))) out.push('Dockerfile: the final stage\'s node_modules must come from a stage that runs npm ci --omit=dev');
+  if (final.lines.some((l) => /^RUN\s.*npm (ci|install)\b/.test(l) && !/--omit=dev/.test(l))) out.push('Dockerfile: the final stage installs development dependencies');
+  if (!final.lines.some((l) => /^ENTRYPOINT\s/i.test(l))) out.push('Dockerfile: no ENTRYPOINT');
+  if (!stages.some((s) => s.lines.some((l) => /tsc -p tsconfig\.build\.json/.test(l) && /cp platform\/redis\/scripts\/\*\.lua dist\/platform\/redis\/scripts/.test(l))))
+    out.push('Dockerfile: the build must compile tsconfig.build.json and copy the Lua scripts beside the compiled Redis client');
+  for (const stage of stages)
+    for (const line of stage.lines) {
+      const env = line.match(/^ENV\s+(.*)$/i);
+      if (!env) continue;
+      for (const m of env[1]!.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=/g)) if (!HOST_VARS.has(m[1]!) && readers(m[1]!).length === 0) out.push(`Dockerfile: ENV ${m[1]} is read by no function`);
+    }
+  return out;
+}
+
+// ---- tests -------------------------------------------------------------------------------------------------------
+
+const stack = parse(read('stack.yml'));
+const knative = loadKnative();
+const dockerfile = read('Dockerfile');
+const dockerignore = read('.dockerignore');
+const redis = ownService('redis');
+let redisUrl = '';
+const triggers: Triggers = { openfaas: {}, knative: {} };
+
+/** Creates each registered function with the configuration a host deploys, to learn its Kafka trigger. */
+async function learnTriggers(host: keyof Triggers, envOf: (name: string) => Record<string, string>): Promise<void> {
+  const log = createLogger({ level: 'silent' });
+  for (const [name, def] of Object.entries(FUNCTIONS)) {
+    const env = { ...envOf(name), PIONEER_REDIS_URL: redisUrl, PIONEER_KAFKA_BROKERS: deps().brokers, PIONEER_ADMIN_KEY: generateApiKey() };
+    const parsed = def.config.safeParse(env);
+    if (!parsed.success) {
+      triggers[host][name] = null; // the configuration checks below name the problem
+      continue;
+    }
+    const fn = await def.create(parsed.data, { log, metrics: createMetrics() });
+    try {
+      triggers[host][name] = fn.trigger ? { topics: [...fn.trigger.topics], groupId: fn.trigger.groupId } : null;
+    } finally {
+      await fn.close();
+    }
+  }
+}
+
+function knativeEnv(name: string): Record<string, string> {
+  const config = ofKind(knative, 'ConfigMap')[0]?.obj.data ?? {};
+  const service = ofKind(knative, 'Service').find((d) => d.obj.metadata?.name === name);
+  const env: Record<string, string> = {};
+  for (const e of service?.obj.spec?.template?.spec?.containers?.[0]?.env ?? []) if (!e.valueFrom?.secretKeyRef) env[e.name] = e.valueFrom?.configMapKeyRef ? config[e.valueFrom.configMapKeyRef.key] : String(e.value);
+  return env;
+}
+
+before(async () => {
+  redisUrl = redis.start();
+  await learnTriggers('openfaas', (name) => ({ ...(stack.functions?.[name]?.environment ?? {}) }));
+  await learnTriggers('knative', knativeEnv);
+});
+after(() => redis.stop());
+
+describe('the manifests as they are', () => {
+  test('creating the functions with their deployed configuration finds the Kafka-triggered ones', () => {
+    for (const host of ['openfaas', 'knative'] as const) {
+      assert.deepEqual(Object.keys(triggers[host]).sort(), Object.keys(FUNCTIONS).sort());
+      assert.deepEqual(triggers[host]['route'], { topics: ['pioneer.events'], groupId: 'pioneer-route' }, `${host}: the route reads the source topic`);
+      assert.equal(triggers[host]['gateway'], null);
+    }
+  });
+
+  test('stack.yml deploys every registered function, valid against its schema and each function\'s configuration', () => {
+    assert.deepEqual(Object.keys(stack.functions).sort(), Object.keys(FUNCTIONS).sort());
+    assert.deepEqual(stackProblems(stack, triggers.openfaas), []);
+  });
+
+  test('knative/ has a Service per registered function, a KafkaSource per Kafka-triggered one, and the topics', () => {
+    const services = ofKind(knative, 'Service').map((d) => d.obj.metadata.name).sort();
+    assert.deepEqual(services, Object.keys(FUNCTIONS).sort());
+    assert.deepEqual(ofKind(knative, 'KafkaSource').map((d) => d.obj.spec.sink.ref.name), ['route']);
+    assert.deepEqual(ofKind(knative, 'KafkaTopic').map((d) => d.obj.spec.topicName).sort(), ['pioneer.dead-letter', 'pioneer.events']);
+    assert.deepEqual(knativeProblems(knative, triggers.knative), []);
+  });
+
+  test('the Dockerfile copies files that exist, installs production dependencies only and runs as non-root', () => {
+    assert.deepEqual(dockerfileProblems(dockerfile, dockerignore), []);
+  });
+
+  test('every metric the alert rules and the dashboard use is exported by the code', () => {
+    const exported = exportedMetrics();
+    assert.ok(exported.has('pioneer_route_dead_letters_total') && exported.has('pioneer_process_resident_memory_bytes'), 'sanity: code and default metrics found');
+    const alerts = parse(read('deploy/prometheus/alerts.yml'));
+    const rules = alerts.groups.flatMap((g: any) => g.rules);
+    const names = rules.map((r: any) => r.alert);
+    for (const wanted of ['PioneerFunctionDown', 'PioneerRouteConsumerLag', 'PioneerRouteDeadLetters', 'PioneerWebhookDeadLetters', 'PioneerWebhookLatencyHigh', 'PioneerWebhookEndpointDisabled'])
+      assert.ok(names.includes(wanted), `alert ${wanted}`);
+    for (const r of rules) assert.ok(r.expr && r.labels?.severity && r.annotations?.summary, `alert ${r.alert} has expr, severity and summary`);
+    assert.deepEqual(metricProblems('alerts.yml', rules.map((r: any) => r.expr).join('\n'), exported), []);
+    const dashboard = JSON.parse(read('deploy/grafana/pioneer-dashboard.json'));
+    const exprs = dashboard.panels.flatMap((p: any) => (p.targets ?? []).map((t: any) => t.expr)).join('\n');
+    assert.deepEqual(metricProblems('pioneer-dashboard.json', exprs, exported), []);
+    for (const name of codeMetrics()) assert.ok(exprs.includes(name), `the dashboard shows ${name}`);
+  });
+});
+
+describe('the checks catch broken manifests', () => {
+  const stackWith = (edit: (s: any) => void) => {
+    const s = clone(stack);
+    edit(s);
+    return stackProblems(s, triggers.openfaas);
+  };
+  const knativeWith = (edit: (docs: Doc[]) => void) => {
+    const docs = clone(knative);
+    edit(docs);
+    return knativeProblems(docs, triggers.knative);
+  };
+  const service = (docs: Doc[], name: string) => ofKind(docs, 'Service').find((d) => d.obj.metadata.name === name)!.obj;
+  const source = (docs: Doc[]) => ofKind(docs, 'KafkaSource')[0]!.obj;
+  const matches = (problems: string[], re: RegExp) => assert.ok(problems.some((p) => re.test(p)), `expected a problem matching ${re}, got:\n${problems.join('\n')}`);
+
+  test('stack.yml: a function name with upper case', () => {
+    matches(stackWith((s) => { s.functions.Gateway = s.functions.gateway; delete s.functions.gateway; }), /property name must be valid|must match pattern/);
+  });
+  test('stack.yml: an unknown key', () => {
+    matches(stackWith((s) => { s.functions.route.enviroment = { PIONEER_LOG_LEVEL: 'info' }; }), /must NOT have additional properties \(enviroment\)/);
+  });
+  test('stack.yml: a registered function missing', () => {
+    matches(stackWith((s) => { delete s.functions.deliver; }), /function deliver is registered but not deployed/);
+  });
+  test('stack.yml: a function that is not registered', () => {
+    matches(stackWith((s) => { s.functions.notify = clone(s.functions.gateway); }), /no registered function is called notify/);
+  });
+  test('stack.yml: an environment variable no function reads, or one another function reads', () => {
+    matches(stackWith((s) => { s.functions.gateway.environment.PIONEER_SSE_HEARTBEAT = '1000'; }), /PIONEER_SSE_HEARTBEAT is read by no function/);
+    matches(stackWith((s) => { s.functions.gateway.environment.PIONEER_DELIVER_TIMEOUT_MS = '1000'; }), /PIONEER_DELIVER_TIMEOUT_MS is not read by gateway \(only by deliver\)/);
+  });
+  test('stack.yml: a required variable unset, a bad value, a secret given as plain environment', () => {
+    matches(stackWith((s) => { s.functions.route.secrets = ['pioneer-redis-url']; }), /route requires PIONEER_KAFKA_BROKERS/);
+    matches(stackWith((s) => { s.functions.gateway.environment.PIONEER_SSE_HEARTBEAT_MS = 'soon'; }), /PIONEER_SSE_HEARTBEAT_MS is invalid for gateway/);
+    matches(stackWith((s) => { s.functions.gateway.environment.PIONEER_REDIS_URL = 'redis://x:6379'; s.functions.gateway.secrets = []; }), /PIONEER_REDIS_URL is a secret/);
+  });
+  test('stack.yml: the route without its kafka-connector topic, or with another topic', () => {
+    matches(stackWith((s) => { delete s.functions.route.annotations.topic; }), /route is Kafka-triggered but has no kafka-connector topic/);
+    matches(stackWith((s) => { s.functions.route.annotations.topic = 'other.events'; }), /other\.events is not the topics route reads/);
+    matches(stackWith((s) => { s.functions.gateway.annotations.topic = 'pioneer.events'; }), /gateway is not Kafka-triggered/);
+  });
+  test('stack.yml: scale.min above scale.max, a missing health path', () => {
+    matches(stackWith((s) => { s.functions.gateway.labels['com.openfaas.scale.min'] = '30'; }), /scale.min 30 is above/);
+    matches(stackWith((s) => { delete s.functions.gateway.annotations['com.openfaas.ready.http.path']; }), /must have required property 'com.openfaas.ready.http.path'/);
+  });
+
+  test('knative: ordering random, initialOffset none', () => {
+    matches(knativeWith((d) => { source(d).spec.ordering = 'random'; }), /ordering "random" is neither ordered nor unordered/);
+    matches(knativeWith((d) => { source(d).spec.initialOffset = 'none'; }), /initialOffset "none" is neither earliest nor latest/);
+    matches(knativeWith((d) => { source(d).spec.initialOffset = 'latest'; }), /initialOffset must be earliest/);
+  });
+  test('knative: a KafkaSource missing its sink, or sinking elsewhere', () => {
+    matches(knativeWith((d) => { delete source(d).spec.sink; }), /no sink\.ref/);
+    matches(knativeWith((d) => { source(d).spec.sink.ref.name = 'gateway'; }), /sink gateway is not a Kafka-triggered function/);
+  });
+  test('knative: a KafkaSource field the CRD does not have, a missing required one, a wrong group', () => {
+    matches(knativeWith((d) => { source(d).spec.orderring = 'ordered'; }), /must NOT have additional properties \(orderring\)/);
+    matches(knativeWith((d) => { delete source(d).spec.bootstrapServers; }), /must have required property 'bootstrapServers'/);
+    matches(knativeWith((d) => { source(d).spec.consumerGroup = 'other'; }), /consumerGroup other is not route's group pioneer-route/);
+  });
+  test('knative: a Service with an unknown field, a bad type, a missing probe, PORT set', () => {
+    matches(knativeWith((d) => { service(d, 'gateway').spec.template.spec.containers[0].readinesProbe = {}; }), /readinesProbe: unknown field/);
+    matches(knativeWith((d) => { service(d, 'gateway').spec.template.spec.containerConcurrency = 'many'; }), /containerConcurrency must be integer/);
+    matches(knativeWith((d) => { delete service(d, 'route').spec.template.spec.containers[0].livenessProbe; }), /livenessProbe must GET \/healthz/);
+    matches(knativeWith((d) => { service(d, 'route').spec.template.spec.containers[0].env.push({ name: 'PORT', value: '9000' }); }), /PORT is reserved/);
+    matches(knativeWith((d) => { service(d, 'route').spec.template.metadata.annotations['autoscaling.knative.dev/minScale'] = '1'; }), /unknown annotation autoscaling.knative.dev\/minScale/);
+  });
+  test('knative: the gateway limited per instance or cut short', () => {
+    matches(knativeWith((d) => { service(d, 'gateway').spec.template.spec.containerConcurrency = 10; }), /would cap SSE streams/);
+    matches(knativeWith((d) => { service(d, 'gateway').spec.template.spec.timeoutSeconds = 30; }), /cuts SSE streams too soon/);
+  });
+  test('knative: a missing function, an unregistered one, an env var no function reads, a key the ConfigMap lacks', () => {
+    matches(knativeWith((d) => { d.splice(d.findIndex((x) => x.obj.kind === 'Service' && x.obj.metadata.name === 'ingest'), 1); }), /function ingest is registered but has no Service/);
+    matches(knativeWith((d) => { const s = clone(service(d, 'gateway')); s.metadata.name = 'notify'; d.push({ file: 'knative/notify.yaml', obj: s }); }), /no registered function is called notify/);
+    matches(knativeWith((d) => { service(d, 'deliver').spec.template.spec.containers[0].env.push({ name: 'PIONEER_DELIVERY_TIMEOUT', value: '1' }); }), /PIONEER_DELIVERY_TIMEOUT is read by no function/);
+    matches(knativeWith((d) => { ofKind(d, 'ConfigMap')[0]!.obj.data.PIONEER_NOTHING = 'x'; }), /ConfigMap key PIONEER_NOTHING is read by no function/);
+    matches(knativeWith((d) => { delete ofKind(d, 'ConfigMap')[0]!.obj.data.PIONEER_LOG_LEVEL; }), /refers to pioneer-config\/PIONEER_LOG_LEVEL, which the ConfigMap template lacks/);
+  });
+  test('an export directory that is not writable, or a volume that is not there', () => {
+    matches(stackWith((s) => { s.functions.export.environment.PIONEER_EXPORT_DIR = '/var/exports'; }), /PIONEER_EXPORT_DIR \/var\/exports is not writable/);
+    matches(knativeWith((d) => { service(d, 'export').spec.template.spec.containers[0].volumeMounts = []; }), /PIONEER_EXPORT_DIR \/var\/lib\/pioneer\/exports is on no mounted volume/);
+    matches(knativeWith((d) => { d.splice(d.findIndex((x) => x.obj.kind === 'PersistentVolumeClaim'), 1); }), /claims pioneer-exports, which knative\/ does not define/);
+  });
+  test('knative: a topic without enough retention, or missing', () => {
+    matches(knativeWith((d) => { ofKind(d, 'KafkaTopic')[0]!.obj.spec.config['retention.ms'] = '86400000'; }), /retention\.ms 86400000 is under/);
+    matches(knativeWith((d) => { d.splice(d.findIndex((x) => x.obj.kind === 'KafkaTopic' && x.obj.spec.topicName === 'pioneer.dead-letter'), 1); }), /topic pioneer\.dead-letter is used by the functions but not defined/);
+  });
+
+  test('Dockerfile: running as root, dev dependencies, a missing file', () => {
+    matches(dockerfileProblems(dockerfile.replace(/^USER .*$/m, 'USER root'), dockerignore), /runs as root/);
+    matches(dockerfileProblems(dockerfile.replace(/npm ci --omit=dev/, 'npm ci'), dockerignore), /npm ci --omit=dev/);
+    matches(dockerfileProblems(dockerfile.replace('COPY adapters adapters', 'COPY hosts hosts'), dockerignore), /COPY hosts: no such file/);
+    matches(dockerfileProblems(dockerfile, `${dockerignore}\nadapters\n`), /COPY adapters: excluded by \.dockerignore/);
+    matches(dockerfileProblems(dockerfile.replace(/^USER /m, 'ENV PIONEER_WHATEVER=1\nUSER '), dockerignore), /ENV PIONEER_WHATEVER is read by no function/);
+  });
+  test('metrics: a name no function exports', () => {
+    matches(metricProblems('alerts.yml', 'rate(pioneer_route_events_totl[5m])', exportedMetrics()), /pioneer_route_events_totl is exported by no function/);
+  });
+});
+
+describe('the image', () => {
+  const build = join(ROOT, '.run', randomName('image'));
+  let child: ChildProcess | undefined;
+  after(() => {
+    child?.kill('SIGKILL');
+    rmSync(build, { recursive: true, force: true });
+  });
+
+  test('tsconfig.build.json compiles, and the entrypoint starts a function from an OpenFaaS secret file', async () => {
+    mkdirSync(build, { recursive: true });
+    await run('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', join(build, 'dist')], { cwd: ROOT });
+    // as the Dockerfile does: the Lua scripts beside the compiled Redis client
+    mkdirSync(join(build, 'dist/platform/redis/scripts'), { recursive: true });
+    for (const f of readdirSync(join(ROOT, 'platform/redis/scripts'))) copyFileSync(join(ROOT, 'platform/redis/scripts', f), join(build, 'dist/platform/redis/scripts', f));
+    assert.ok(existsSync(join(build, 'dist/adapters/knative/server.js')));
+
+    // the entrypoint with its secrets directory moved to a temporary one
+    const secretsDir = mkdtempSync(join(tmpdir(), 'pioneer-secrets-'));
+    writeFileSync(join(secretsDir, 'pioneer-redis-url'), `${redisUrl}\n`);
+    const entrypoint = join(build, 'entrypoint.sh');
+    writeFileSync(entrypoint, read('deploy/docker-entrypoint.sh').replace('secrets_dir=/var/openfaas/secrets', `secrets_dir=${secretsDir}`));
+    chmodSync(entrypoint, 0o755);
+    const env: Record<string, string> = { PATH: process.env['PATH'] ?? '', PIONEER_FUNCTION: 'gateway', PORT: '0', PIONEER_LOG_LEVEL: 'silent' };
+    child = spawn(entrypoint, [], { cwd: build, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.on('data', (b: Buffer) => (output += b));
+    child.stderr!.on('data', (b: Buffer) => (output += b));
+    const url = await waitFor(() => output.match(/pioneer: gateway listening on http:\/\/0\.0\.0\.0:(\d+)/)?.[1], { timeout: 20000, message: `the listening line (output: ${output})` });
+    const ready = await fetch(`http://127.0.0.1:${url}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), { status: 'ready', function: 'gateway', checks: { redis: true } });
+    child.kill('SIGTERM');
+    await new Promise((r) => child!.once('exit', r));
+    rmSync(secretsDir, { recursive: true, force: true });
+  });
+
+  test('without its required variables the entrypoint stops with one line naming them', async () => {
+    const entrypoint = join(build, 'entrypoint.sh');
+    const result = await run(entrypoint, ['route'], { cwd: build, env: { PATH: process.env['PATH'] ?? '' } }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    );
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /invalid configuration: PIONEER_REDIS_URL is required; PIONEER_KAFKA_BROKERS is required/);
+  });
+});
+
+describe('scripts/create-topics.sh', () => {
+  test('creates both topics with 7 days of retention, and on a second run raises partitions and keeps them', async () => {
+    const src = randomName('deploy-src');
+    const dl = randomName('deploy-dl');
+    const args = ['--bootstrap-server', deps().brokers, '--source-topic', src, '--dead-letter-topic', dl, '--replication-factor', '1'];
+    const first = await run('bash', ['scripts/create-topics.sh', ...args, '--partitions', '3', '--dead-letter-partitions', '1'], { cwd: ROOT });
+    assert.match(first.stdout, new RegExp(`created ${src}: 3 partitions, replication 1, retention.ms 604800000`));
+    const second = await run('bash', ['scripts/create-topics.sh', ...args, '--partitions', '4', '--dead-letter-partitions', '1'], { cwd: ROOT });
+    assert.match(second.stdout, new RegExp(`updated ${src}: partitions raised from 3 to 4`));
+    const admin = kafkaClient().admin();
+    await admin.connect();
+    try {
+      const meta = await admin.fetchTopicMetadata({ topics: [src, dl] });
+      assert.deepEqual(meta.topics.map((t) => [t.name, t.partitions.length]).sort(), [[dl, 1], [src, 4]].sort());
+      const configs = await admin.describeConfigs({ includeSynonyms: false, resources: [src, dl].map((name) => ({ type: 2, name, configNames: ['retention.ms'] })) });
+      for (const r of configs.resources) assert.equal(r.configEntries.find((e) => e.configName === 'retention.ms')?.configValue, '604800000', r.resourceName);
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
+  test('refuses a missing bootstrap server', async () => {
+    await assert.rejects(run('bash', ['scripts/create-topics.sh'], { cwd: ROOT }), (err: { code: number; stderr: string }) => err.code === 2 && /--bootstrap-server is required/.test(err.stderr));
+  });
+});
