@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { FUNCTIONS } from '../functions/registry.ts';
 import { hostSchema } from '../adapters/local/host.ts';
+import { containerHostSchema } from '../adapters/http/start-function.ts';
 
 interface Row {
   name: string;
@@ -45,7 +46,7 @@ export function configurationDoc(): string {
     add('local host', { [`PIONEER_${name.toUpperCase()}_PORT`]: z.coerce.number().int().min(0).max(65535).default(def.defaultPort) });
   }
   add('local host', hostSchema.shape as unknown as Record<string, z.ZodType>);
-  add('container host', { PIONEER_FUNCTION: z.enum(Object.keys(FUNCTIONS) as [string, ...string[]]), PORT: z.coerce.number().int().min(0).max(65535).default(8080) });
+  add('container host', containerHostSchema.shape as unknown as Record<string, z.ZodType>);
   const lines = [
     '# Configuration',
     '',

@@ -2,12 +2,22 @@
  * Creates one function by name with its configuration from the environment, the way the container hosts
  * (Knative, OpenFaaS) run it: one function per process.
  */
-import { loadConfig, commonSchema } from '../../platform/config/env.ts';
+import { z } from 'zod';
+import { loadConfig, commonSchema, env } from '../../platform/config/env.ts';
 import { createLogger } from '../../platform/telemetry/logger.ts';
 import { createMetrics } from '../../platform/telemetry/metrics.ts';
 import type { PioneerFunction } from '../../platform/runtime/contract.ts';
-import { functionsNamed } from '../../functions/registry.ts';
+import { FUNCTIONS, functionsNamed } from '../../functions/registry.ts';
 import { mountTrigger } from './serve-trigger.ts';
+import { shutdownSchema } from './serving.ts';
+
+/** The container host's own variables (adapters/knative/server.ts): which function, which port. */
+export const containerHostSchema = z
+  .object({
+    PIONEER_FUNCTION: z.enum(Object.keys(FUNCTIONS) as [string, ...string[]]),
+    PORT: env.port().default(8080),
+  })
+  .extend(shutdownSchema.shape);
 
 export async function startFunction(name: string, env: Record<string, string | undefined> = process.env): Promise<PioneerFunction> {
   const [def] = functionsNamed([name]);

@@ -5,22 +5,30 @@
  */
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import { z } from 'zod';
-import { ConfigError, loadConfig, env } from '../../platform/config/env.ts';
-import { startFunction } from '../http/start-function.ts';
-
-const hostSchema = z.object({
-  PIONEER_FUNCTION: z.string().min(1),
-  PORT: env.port().default(8080),
-});
+import { ConfigError, loadConfig } from '../../platform/config/env.ts';
+import { containerHostSchema, startFunction } from '../http/start-function.ts';
+import { stopServing } from '../http/serving.ts';
 
 async function main(): Promise<void> {
-  const cfg = loadConfig(hostSchema, { ...process.env, PIONEER_FUNCTION: process.argv[2] ?? process.env['PIONEER_FUNCTION'] });
+  const cfg = loadConfig(containerHostSchema, { ...process.env, PIONEER_FUNCTION: process.argv[2] ?? process.env['PIONEER_FUNCTION'] });
   const fn = await startFunction(cfg.PIONEER_FUNCTION);
   const server = serve({ fetch: fn.app.fetch, port: cfg.PORT }, (info: AddressInfo) => {
     process.stdout.write(`pioneer: ${fn.name} listening on http://0.0.0.0:${info.port}\n`);
   });
-  const stop = () => server.close(() => fn.close().finally(() => process.exit(0)));
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    stopServing(server, fn, cfg.PIONEER_SHUTDOWN_GRACE_MS)
+      .then(() => fn.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          process.stderr.write(`pioneer: stop failed: ${(err as Error)?.message ?? err}\n`);
+          process.exit(1);
+        },
+      );
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }

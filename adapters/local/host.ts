@@ -12,6 +12,7 @@ import { createMetrics } from '../../platform/telemetry/metrics.ts';
 import { createKafka, kafkaSecurity } from '../../platform/kafka/client.ts';
 import type { FunctionDefinition, PioneerFunction } from '../../platform/runtime/contract.ts';
 import { hostKafkaTrigger, type KafkaTriggerHost } from './kafka-trigger.ts';
+import { shutdownSchema, stopServing } from '../http/serving.ts';
 
 export interface HostedFunction {
   fn: PioneerFunction;
@@ -26,7 +27,7 @@ export interface LocalHost {
   stop(): Promise<void>;
 }
 
-export const hostSchema = commonSchema.omit({ PIONEER_REDIS_URL: true }).extend({
+export const hostSchema = commonSchema.omit({ PIONEER_REDIS_URL: true }).extend(shutdownSchema.shape).extend({
   PIONEER_HOST: z.string().default('127.0.0.1'),
   PIONEER_KAFKA_SESSION_TIMEOUT_MS: envParsers.int(6000, 300000).default(10000),
 });
@@ -52,7 +53,7 @@ export async function startLocalHost(opts: {
   const log = opts.log ?? createLogger({ level: hostConfig.PIONEER_LOG_LEVEL });
   const metrics = createMetrics();
   const functions = new Map<string, HostedFunction>();
-  const servers: ServerType[] = [];
+  const served: { server: ServerType; fn: PioneerFunction }[] = [];
   // parse every function's configuration before starting anything: one bad variable stops the host at once
   const parsed = opts.definitions.map((def) => {
     const portVar = `PIONEER_${def.name.toUpperCase()}_PORT`;
@@ -63,8 +64,7 @@ export async function startLocalHost(opts: {
 
   const stop = async () => {
     for (const h of functions.values()) await h.trigger?.stop().catch((err) => log.warn({ err }, 'consumer stop failed'));
-    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-    for (const s of servers) (s as { closeAllConnections?: () => void }).closeAllConnections?.();
+    await Promise.all(served.map(({ server, fn }) => stopServing(server, fn, hostConfig.PIONEER_SHUTDOWN_GRACE_MS)));
     for (const h of functions.values()) await h.fn.close().catch((err) => log.warn({ err }, 'close failed'));
   };
 
@@ -73,7 +73,7 @@ export async function startLocalHost(opts: {
       const flog = log.child({ function: def.name });
       const fn = await def.create(config, { log: flog, metrics });
       const { server, port: bound } = await listen(fn.app, hostConfig.PIONEER_HOST, port);
-      servers.push(server);
+      served.push({ server, fn });
       const hosted: HostedFunction = { fn, port: bound, url: `http://${hostConfig.PIONEER_HOST}:${bound}` };
       functions.set(def.name, hosted);
       if (fn.trigger) {

@@ -233,12 +233,18 @@ export default defineFunction({
       });
     }
 
+    /** Event streams never end by themselves: end them so that a stopping host need not wait; clients reconnect. */
+    function drain() {
+      closing = true;
+      for (const abort of [...streams]) abort();
+    }
+
     return {
       name: 'gateway',
       app,
+      drain,
       async close() {
-        closing = true;
-        for (const abort of [...streams]) abort();
+        drain();
         await redis.quit().catch(() => redis.disconnect());
       },
     };

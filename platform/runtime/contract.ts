@@ -22,6 +22,11 @@ export interface PioneerFunction {
   readonly name: string;
   readonly app: App;
   readonly trigger?: KafkaTrigger;
+  /**
+   * Called when the host stops taking requests, before it waits for the ones in flight: ends long-lived
+   * responses (event streams) so that they do not hold the shutdown up. The function still serves until close().
+   */
+  drain?(): void | Promise<void>;
   /** Stops taking work and closes connections; in-flight work is finished first. */
   close(): Promise<void>;
 }
