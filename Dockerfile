@@ -40,6 +40,10 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY deploy/docker-entrypoint.sh /usr/local/bin/pioneer-entrypoint
 RUN chmod 0755 /usr/local/bin/pioneer-entrypoint
+# V8 sizes its heap from the machine, not the container, and grows it lazily: a function that may use 4 GB of
+# heap before it collects in earnest sits at 300 MB RSS where 120 MB would do. 128 MB of old space keeps every
+# function under 200 MB RSS at 10,000 events/s (docs/benchmarks.md); a manifest may set NODE_OPTIONS otherwise.
+ENV NODE_OPTIONS="--max-old-space-size=128"
 # the node image's unprivileged user, by number so that Kubernetes' runAsNonRoot can verify it
 USER 1000:1000
 EXPOSE 8080

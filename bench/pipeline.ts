@@ -34,7 +34,7 @@ import { createGenerator, produceAtRate, produceCount } from './generator.ts';
 import { matcherOf, subscriptionsOf, type SubscriptionSpec } from './subscription-mix.ts';
 import { appendScript, benchProducer, rawConsume, rawProduce, rawRedis, type Rate, type RedisBaseline } from './baselines.ts';
 import {
-  ROOT, buildConsumerCli, buildFunctions, cpuSecondsOf, mainProfile, createMemorySampler, scrapeCounters, startConsumer, startFunction, stopProcess, type Managed,
+  CONSUMER_NODE_OPTIONS, ROOT, buildConsumerCli, imageNodeOptions, buildFunctions, cpuSecondsOf, mainProfile, createMemorySampler, scrapeCounters, startConsumer, startFunction, stopProcess, type Managed,
 } from './processes.ts';
 import { createDeliveryTail } from './delivery-tail.ts';
 import { latencyChart } from './chart.ts';
@@ -52,8 +52,10 @@ const cfg = loadConfig(
     BENCH_PHASE_SECONDS: env.int(2, 3600).default(quick ? 10 : 60),
     BENCH_SEARCH_STEPS: env.int(0, 10).default(quick ? 1 : 3),
     BENCH_PROFILE: env.bool().default(false),
-    /** extra node flags for the function processes, e.g. --max-semi-space-size=32 */
-    BENCH_NODE_OPTIONS: z.string().default(''),
+    /** node flags for the function processes; by default the container image's NODE_OPTIONS (its heap limit) */
+    BENCH_NODE_OPTIONS: z.string().default(imageNodeOptions()),
+    /** NODE_OPTIONS of the consumer CLIs; by default what the consumer SDK's README recommends */
+    BENCH_CONSUMER_NODE_OPTIONS: z.string().default(CONSUMER_NODE_OPTIONS),
     BENCH_SOURCE_MODE: z.enum(['binary', 'structured']).default('binary'),
     /** compiled: the functions as the container image runs them (JavaScript on plain node); source: through tsx */
     BENCH_FUNCTIONS: z.enum(['compiled', 'source']).default('compiled'),
@@ -215,7 +217,7 @@ async function main() {
       PIONEER_SSE_MAX_PER_TENANT: '1000',
     };
     say('starting subscriptions and gateway');
-    const subscriptionsFn = await startFunction('subscriptions', fnEnv, fnMain ? { main: fnMain } : {});
+    const subscriptionsFn = await startFunction('subscriptions', fnEnv, { nodeOptions: cfg.BENCH_NODE_OPTIONS, ...(fnMain ? { main: fnMain } : {}) });
     const fnOpts = { nodeOptions: cfg.BENCH_NODE_OPTIONS, ...(fnMain ? { main: fnMain } : {}), ...(profileDir ? { profileDir } : {}) };
     const gateway = await startFunction('gateway', fnEnv, fnOpts);
     processes.push(subscriptionsFn, gateway);
@@ -318,7 +320,9 @@ async function main() {
       const lastEntry = (await redis.xrevrange(keys.stream(s.tenantId, s.subId), '+', '-', 'COUNT', 1))[0]?.[0];
       const key = (await api(subscriptionsFn.url, tenants[s.tenantIndex]!.key, 'POST', `/v1/tenants/${s.tenantId}/keys`, { role: 'consumer' })).key as string;
       const name = `consumer-${sampled.indexOf(s)}`;
-      const c = startConsumer(cli, { url: gateway.url, apiKey: key, subscription: s.subId, dir, name, ...(lastEntry ? { startAfter: lastEntry } : {}) });
+      const c = startConsumer(cli, {
+        url: gateway.url, apiKey: key, subscription: s.subId, dir, name, nodeOptions: cfg.BENCH_CONSUMER_NODE_OPTIONS, ...(lastEntry ? { startAfter: lastEntry } : {}),
+      });
       processes.push(c);
       memory.watch(name, c.child.pid);
       pids[name] = c.child.pid;
@@ -463,7 +467,7 @@ async function main() {
         tenants: cfg.BENCH_TENANTS, subscriptions: cfg.BENCH_TENANTS * 10, partitions: cfg.BENCH_PARTITIONS, consumers: sampled.length,
         sampled: sampled.map((s) => ({ tenant_rank: s.tenantIndex + 1, subscription: s.spec.name })),
         baseline_events: cfg.BENCH_BASELINE_EVENTS, burst_events: cfg.BENCH_BURST_EVENTS, phase_seconds: cfg.BENCH_PHASE_SECONDS,
-        rates: cfg.BENCH_RATES, payload_bytes: '200-800', source_mode: cfg.BENCH_SOURCE_MODE, functions: cfg.BENCH_FUNCTIONS, profile: cfg.BENCH_PROFILE, node_options: cfg.BENCH_NODE_OPTIONS,
+        rates: cfg.BENCH_RATES, payload_bytes: '200-800', source_mode: cfg.BENCH_SOURCE_MODE, functions: cfg.BENCH_FUNCTIONS, profile: cfg.BENCH_PROFILE, node_options: cfg.BENCH_NODE_OPTIONS, consumer_node_options: cfg.BENCH_CONSUMER_NODE_OPTIONS,
       },
       baselines: { kafka_produce: rawProduceRate, kafka_consume: rawConsumeRate, redis: rawRedisRates, append_script: appendRate },
       burst,

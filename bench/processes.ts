@@ -80,6 +80,14 @@ export async function startFunction(
   throw new Error(`function ${name} did not start: ${m.output().slice(-2000)}`);
 }
 
+/** The NODE_OPTIONS the container image sets (Dockerfile): the functions run here with the heap they are deployed with. */
+export function imageNodeOptions(): string {
+  return /^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'))?.[1] ?? '';
+}
+
+/** The NODE_OPTIONS consumer-sdk/README.md recommends for the CLI ("Memory"). */
+export const CONSUMER_NODE_OPTIONS = '--max-old-space-size=64 --max-semi-space-size=4';
+
 /** Compiles the consumer SDK to `outDir` (as published: JavaScript on plain node); returns the CLI's path. */
 export function buildConsumerCli(outDir: string): string {
   execFileSync(path.join(ROOT, 'node_modules/.bin/tsc'), ['-p', path.join(ROOT, 'consumer-sdk/tsconfig.json'), '--outDir', outDir], { cwd: ROOT, stdio: 'inherit' });
@@ -87,7 +95,10 @@ export function buildConsumerCli(outDir: string): string {
 }
 
 /** Runs `pioneer-consumer run` for one subscription into `dir`. */
-export function startConsumer(cli: string, opts: { url: string; apiKey: string; subscription: string; dir: string; startAfter?: string; name: string }): Managed {
+export function startConsumer(
+  cli: string,
+  opts: { url: string; apiKey: string; subscription: string; dir: string; startAfter?: string; name: string; nodeOptions?: string },
+): Managed {
   const child = spawn(process.execPath, [cli, 'run'], {
     cwd: ROOT,
     env: {
@@ -99,6 +110,7 @@ export function startConsumer(cli: string, opts: { url: string; apiKey: string; 
       PIONEER_DIR: opts.dir,
       PIONEER_LOG_LEVEL: 'warn',
       PIONEER_PROGRESS_INTERVAL_MS: '0',
+      ...(opts.nodeOptions ? { NODE_OPTIONS: opts.nodeOptions } : {}),
       ...(opts.startAfter ? { PIONEER_START_AFTER: opts.startAfter } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -24,6 +24,7 @@ import { promisify } from 'node:util';
 import { parse, parseAllDocuments } from 'yaml';
 import { Ajv } from 'ajv';
 import { Service } from '@kubernetes-models/knative/serving.knative.dev/v1/Service';
+import { containerHostSchema } from '../../adapters/http/start-function.ts';
 import { FUNCTIONS } from '../../functions/registry.ts';
 import { generateApiKey } from '../../platform/auth/api-keys.ts';
 import { createMetrics } from '../../platform/telemetry/metrics.ts';
@@ -38,7 +39,8 @@ const clone = <T>(v: T): T => structuredClone(v);
 
 /** Variables a host reads besides the function's own schema: the function's name and port (adapters/knative,
  *  adapters/http/start-function.ts reads PIONEER_LOG_LEVEL for every function). */
-const HOST_VARS = new Set(['PIONEER_FUNCTION', 'PORT', 'PIONEER_LOG_LEVEL']);
+// read by the container host itself, and NODE_OPTIONS by Node (the image sets the heap limit with it)
+const HOST_VARS = new Set([...Object.keys(containerHostSchema.shape), 'PIONEER_LOG_LEVEL', 'NODE_OPTIONS']);
 
 type Shape = Record<string, { safeParse(v: unknown): { success: boolean } }>;
 const shapeOf = (name: string): Shape => (FUNCTIONS[name]!.config as unknown as { shape: Shape }).shape;
