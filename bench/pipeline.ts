@@ -189,14 +189,24 @@ async function main() {
       pool.push(message);
       redisEntries.push({ type: event.type, event: JSON.stringify(event) });
     }
+    // the CPU the broker, Redis and this process spend per record in each baseline: nothing of the platform runs
+    // yet, so their sum per source event is what carrying the events costs before any platform code does anything
+    const depsCpu = () => (cpuSecondsOf(pids['kafka']) ?? 0) + (cpuSecondsOf(pids['redis']) ?? 0) + (cpuSecondsOf(process.pid) ?? 0);
+    const cpuUsPer = (since: number, count: number) => Number((((depsCpu() - since) * 1e6) / count).toFixed(1));
     say(`baseline: raw kafkajs produce of ${cfg.BENCH_BASELINE_EVENTS} records`);
+    let cpu0 = depsCpu();
     const rawProduceRate = await rawProduce(kafka, rawTopic, pool, cfg.BENCH_BASELINE_EVENTS);
+    const produceUs = cpuUsPer(cpu0, rawProduceRate.count);
     say(`baseline: raw kafkajs consume`);
+    cpu0 = depsCpu();
     const rawConsumeRate = await rawConsume(kafka, rawTopic, cfg.BENCH_BASELINE_EVENTS + 10, { partitions: cfg.BENCH_PARTITIONS });
+    const consumeUs = cpuUsPer(cpu0, rawConsumeRate.count);
     say(`baseline: raw Redis XADD/XREAD`);
+    cpu0 = depsCpu();
     const rawRedisRates: RedisBaseline = await rawRedis(redis, redisEntries, {
       count: cfg.BENCH_BASELINE_EVENTS, streams: cfg.BENCH_TENANTS * 10, prefix: `bench-raw-${tag}`,
     });
+    const redisUs = cpuUsPer(cpu0, rawRedisRates.xadd.count);
     say(`baseline: the append script, pipelined`);
     const appendRate = await appendScript(cfg.PIONEER_REDIS_URL, redisEntries, {
       count: cfg.BENCH_BASELINE_EVENTS, streams: cfg.BENCH_TENANTS * 10, prefix: `bench-append-${tag}`,
@@ -298,6 +308,8 @@ async function main() {
       seconds: Number(burstSeconds.toFixed(2)),
       peak_rss_mib: memory.take(),
       route_high_water_rss_mib: 0,
+      // every source event is produced and consumed once, and each append written and read once
+      cpu_floor: cpuFloor(produceUs, consumeUs, redisUs, last.appends / last.events),
       cpu_percent_incl_start: burstCpu,
     };
     burst.route_high_water_rss_mib = memory.highWater()['route'] ?? 0;
@@ -507,6 +519,16 @@ function table(header: string[], rows: string[][]): string {
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
+/** What Kafka and Redis alone cost per source event of this workload, and the rate that caps on this machine's CPUs. */
+function cpuFloor(produceUs: number, consumeUs: number, redisUs: number, appendsPerEvent: number) {
+  const total = produceUs + consumeUs + appendsPerEvent * redisUs;
+  return {
+    us_per_record: { kafka_produce: produceUs, kafka_consume: consumeUs, redis_xadd_and_xread: redisUs },
+    us_per_event: Number(total.toFixed(1)),
+    max_events_per_s: Math.round((cpus().length * 1e6) / total),
+  };
+}
+
 function report(r: any, produce: Rate, consume: Rate, redis: RedisBaseline) {
   const ms = (v: number) => (Number.isFinite(v) ? String(v) : 'lost');
   const lines: string[] = [];
@@ -530,6 +552,12 @@ function report(r: any, produce: Rate, consume: Rate, redis: RedisBaseline) {
     ['Redis bytes per source event', String(b.redis_bytes_per_event), `${b.appends_per_event} appends/event`],
     ['route peak RSS catching up, MiB', String(b.route_high_water_rss_mib), 'VmHWM'],
   ]));
+  const f = b.cpu_floor;
+  lines.push(
+    `Kafka and Redis alone (CPU of broker, Redis and client in the baselines): produce ${f.us_per_record.kafka_produce} + consume ` +
+      `${f.us_per_record.kafka_consume} + ${b.appends_per_event} × (XADD + XREAD) ${f.us_per_record.redis_xadd_and_xread} = ${f.us_per_event} µs per source event, ` +
+      `at most ${f.max_events_per_s} events/s on ${r.machine.cpus} CPUs before any platform code runs`,
+  );
   lines.push('');
   lines.push(table(
     ['rate/s', 'sent/s', 'route in/s', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'delivered', 'held', 'route MiB', 'gateway MiB', 'consumer MiB', 'B/append'],
