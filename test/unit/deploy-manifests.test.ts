@@ -409,7 +409,8 @@ function dockerfileProblems(dockerfile: string, dockerignore: string): string[] 
     for (const line of stage.lines) {
       const env = line.match(/^ENV\s+(.*)$/i);
       if (!env) continue;
-      for (const m of env[1]!.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=/g)) if (!HOST_VARS.has(m[1]!) && readers(m[1]!).length === 0) out.push(`Dockerfile: ENV ${m[1]} is read by no function`);
+      // NAME=value pairs; a value may be quoted and hold '=' itself (NODE_OPTIONS="--max-old-space-size=128")
+      for (const m of env[1]!.matchAll(/(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=(?:"(?:[^"\\]|\\.)*"|\S*)/g)) if (!HOST_VARS.has(m[1]!) && readers(m[1]!).length === 0) out.push(`Dockerfile: ENV ${m[1]} is read by no function`);
     }
   return out;
 }
@@ -595,6 +596,7 @@ describe('the checks catch broken manifests', () => {
     matches(dockerfileProblems(dockerfile.replace('COPY adapters adapters', 'COPY hosts hosts'), dockerignore), /COPY hosts: no such file/);
     matches(dockerfileProblems(dockerfile, `${dockerignore}\nadapters\n`), /COPY adapters: excluded by \.dockerignore/);
     matches(dockerfileProblems(dockerfile.replace(/^USER /m, 'ENV PIONEER_WHATEVER=1\nUSER '), dockerignore), /ENV PIONEER_WHATEVER is read by no function/);
+    matches(dockerfileProblems(dockerfile.replace(/^USER /m, 'ENV NODE_OPTIONS="--a=1 --b=2" PIONEER_OTHER=1\nUSER '), dockerignore), /ENV PIONEER_OTHER is read by no function/);
   });
   test('metrics: a name no function exports', () => {
     matches(metricProblems('alerts.yml', 'rate(pioneer_route_events_totl[5m])', exportedMetrics()), /pioneer_route_events_totl is exported by no function/);
