@@ -15,7 +15,7 @@ import { createApp, readJson } from '../../platform/http/app.ts';
 import { parseOrThrow } from '../../platform/http/problem.ts';
 import { HttpError } from '../../platform/errors.ts';
 import { createRedis, redisReachable } from '../../platform/redis/client.ts';
-import { createKafka, kafkaReachable, kafkaSecurity } from '../../platform/kafka/client.ts';
+import { createKafka, kafkaProbe, kafkaSecurity } from '../../platform/kafka/client.ts';
 import { createTenantStore } from '../../platform/store/tenants.ts';
 import { createSubscriptionStore, type Subscription } from '../../platform/store/subscriptions.ts';
 import { authenticate, tenantOf, type TenantContext } from '../../platform/auth/authenticate.ts';
@@ -66,12 +66,13 @@ export default defineFunction({
     });
     const started = counter(metrics, 'pioneer_export_jobs_started_total', 'Exports and replays started', ['kind']);
 
+    const probe = kafkaProbe(kafka);
     const app = createApp({
       name: 'export',
       log,
       metrics,
       ready: async () => {
-        const [r, kafkaUp] = await Promise.all([redisReachable(redis), kafkaReachable(kafka)]);
+        const [r, kafkaUp] = await Promise.all([redisReachable(redis), probe.reachable()]);
         return { redis: r, kafka: kafkaUp };
       },
     });
@@ -156,6 +157,7 @@ export default defineFunction({
       name: 'export',
       app,
       async close() {
+        await probe.close();
         await replayer.close();
         await exporter.close();
         await redis.quit().catch(() => redis.disconnect());

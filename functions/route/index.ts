@@ -14,7 +14,7 @@ import { defineFunction } from '../../platform/runtime/contract.ts';
 import { createApp } from '../../platform/http/app.ts';
 import { createRedis, scriptPipeline, redisReachable } from '../../platform/redis/client.ts';
 import { keys, positionField } from '../../platform/redis/keys.ts';
-import { createKafka, kafkaReachable, createProducer, ensureTopics, kafkaSecurity } from '../../platform/kafka/client.ts';
+import { createKafka, kafkaProbe, createProducer, ensureTopics, kafkaSecurity } from '../../platform/kafka/client.ts';
 import { createSubscriptionStore } from '../../platform/store/subscriptions.ts';
 import { createSubscriptionIndex } from '../../platform/store/subscription-index.ts';
 import { MalformedRecordError } from '../../platform/errors.ts';
@@ -176,12 +176,13 @@ export default defineFunction({
       timer();
     }
 
+    const probe = kafkaProbe(kafka);
     const app = createApp({
       name: 'route',
       log,
       metrics,
       ready: async () => {
-        const [r, kafkaUp] = await Promise.all([redisReachable(redis), kafkaReachable(kafka)]);
+        const [r, kafkaUp] = await Promise.all([redisReachable(redis), probe.reachable()]);
         return { redis: r, kafka: kafkaUp, subscriptions: true };
       },
     });
@@ -192,6 +193,7 @@ export default defineFunction({
       trigger: { topics: cfg.PIONEER_SOURCE_TOPICS, groupId: cfg.PIONEER_ROUTE_GROUP, handle },
       async close() {
         index.stop();
+        await probe.close();
         await producer.disconnect().catch(() => {});
         await redis.quit().catch(() => redis.disconnect());
       },

@@ -1,5 +1,5 @@
 /** kafkajs clients with the platform's logger, defaults and the default partitioner (murmur2, as Java's). */
-import { Kafka, logLevel, Partitioners, type KafkaConfig, type LogEntry, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Admin, type KafkaConfig, type LogEntry, type Producer } from 'kafkajs';
 import type { Logger } from '../telemetry/logger.ts';
 import { ConfigError, type CommonConfig } from '../config/env.ts';
 
@@ -42,18 +42,41 @@ export function createKafka(opts: { brokers: string[]; clientId: string; log: Lo
   });
 }
 
-/** True when a broker answers a metadata request (for /readyz). */
-export async function kafkaReachable(kafka: Kafka): Promise<boolean> {
-  const admin = kafka.admin();
-  try {
-    await admin.connect();
-    await admin.describeCluster();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await admin.disconnect().catch(() => {});
-  }
+export interface KafkaProbe {
+  /** True when a broker answers a metadata request (for /readyz). */
+  reachable(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/**
+ * The /readyz check of Kafka: one admin client kept connected between probes (a probe every few seconds would
+ * otherwise open a connection each time), without retries so that an outage is answered at once rather than
+ * after the client's back-off; after a failure the client is dropped and the next probe connects afresh.
+ */
+export function kafkaProbe(kafka: Kafka): KafkaProbe {
+  let admin: Promise<Admin> | undefined;
+  const drop = async () => {
+    const current = admin;
+    admin = undefined;
+    await current?.then((a) => a.disconnect()).catch(() => {});
+  };
+  return {
+    async reachable() {
+      try {
+        admin ??= (async () => {
+          const a = kafka.admin({ retry: { retries: 0 } });
+          await a.connect();
+          return a;
+        })();
+        await (await admin).describeCluster();
+        return true;
+      } catch {
+        await drop();
+        return false;
+      }
+    },
+    close: drop,
+  };
 }
 
 /** An idempotent producer (acks from all in-sync replicas, no duplicates on retry). */
