@@ -1,8 +1,8 @@
 /**
  * The benchmark's source events: realistic financial CloudEvents (payments, transfers, card authorisations,
  * balance snapshots) for 100 tenants, with a Zipf-like spread over tenants and over each tenant's accounts,
- * 200–800-byte JSON payloads, in the Kafka binary mode the ingest function writes (ce_ headers, keyed by the
- * account) or in structured mode. Each event's data starts with `produced_at` (ms since the epoch: when it was due to be sent) and
+ * 200–800-byte JSON payloads, keyed by the account, in the Kafka structured mode the ingest function writes
+ * (one JSON value) or in binary mode (ce_ headers). Each event's data starts with `produced_at` (ms since the epoch: when it was due to be sent) and
  * `phase` (which benchmark phase sent it), so a consumer can measure source-to-handler latency per phase.
  *
  * `produceAtRate` sends at a fixed rate (catching up in bigger batches when a send was slow, so a slow producer
@@ -69,7 +69,7 @@ export interface GeneratorOptions {
   seed?: number;
   /** a tag that makes event ids unique across runs */
   runTag: string;
-  /** the Kafka binding's mode: binary (ce_ headers, as the ingest function writes) or structured (one JSON value) */
+  /** the Kafka binding's mode: structured (one JSON value, as the ingest function writes) or binary (ce_ headers) */
   mode?: 'binary' | 'structured';
 }
 
@@ -83,7 +83,7 @@ export interface EventGenerator {
   next(producedAt: number, phase: number): Generated;
 }
 
-export function createGenerator({ tenants, accountsPerTenant = 2000, seed = 7, runTag, mode = 'binary' }: GeneratorOptions): EventGenerator {
+export function createGenerator({ tenants, accountsPerTenant = 2000, seed = 7, runTag, mode = 'structured' }: GeneratorOptions): EventGenerator {
   const encode = mode === 'binary' ? encodeBinary : encodeStructured;
   const random = createRandom(seed);
   const pickTenant = zipf(tenants.length, 1.0, random);

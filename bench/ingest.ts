@@ -1,6 +1,6 @@
 /**
  * Ingest throughput against the raw kafkajs producer, measured in the same run on the same Kafka with the same
- * events (same sizes, binary mode, keyed, acks -1, idempotent): batches of 100 and single events, each with
+ * events (same sizes, structured mode as ingest writes them, keyed, acks -1, idempotent): batches of 100 and single events, each with
  * `BENCH_CONCURRENCY` clients in flight. The ingest function runs in a process of its own (the local host,
  * adapters/local/main.ts), as it would deployed, and is called over HTTP from this one, which also runs the raw
  * producer. Prints a table and writes bench/results/ingest.json.
@@ -18,7 +18,7 @@ import { Partitioners } from 'kafkajs';
 import { commonSchema, env, loadConfig } from '../platform/config/env.ts';
 import { createKafka, ensureTopics } from '../platform/kafka/client.ts';
 import { createLogger } from '../platform/telemetry/logger.ts';
-import { encodeBinary } from '../platform/events/kafka-binding.ts';
+import { encodeStructured } from '../platform/events/kafka-binding.ts';
 import type { CloudEventJson } from '../platform/events/cloudevent.ts';
 import { generateApiKey } from '../platform/auth/api-keys.ts';
 import { spawn } from 'node:child_process';
@@ -137,7 +137,7 @@ async function main() {
   await producer.connect();
   let n = 0;
   const rawSend = (batch: number) => async () => {
-    const messages = Array.from({ length: batch }, () => encodeBinary(makeEvent(n++)));
+    const messages = Array.from({ length: batch }, () => encodeStructured(makeEvent(n++)));
     await producer.send({ topic, acks: -1, messages });
   };
   const ingestBatch = (batch: number) => async () => {

@@ -56,7 +56,7 @@ const cfg = loadConfig(
     BENCH_NODE_OPTIONS: z.string().default(imageNodeOptions()),
     /** NODE_OPTIONS of the consumer CLIs; by default what the consumer SDK's README recommends */
     BENCH_CONSUMER_NODE_OPTIONS: z.string().default(CONSUMER_NODE_OPTIONS),
-    BENCH_SOURCE_MODE: z.enum(['binary', 'structured']).default('binary'),
+    BENCH_SOURCE_MODE: z.enum(['binary', 'structured']).default('structured'),
     /** compiled: the functions as the container image runs them (JavaScript on plain node); source: through tsx */
     BENCH_FUNCTIONS: z.enum(['compiled', 'source']).default('compiled'),
     BENCH_OUT: z.string().default(path.join(ROOT, 'bench/results')),

@@ -21,7 +21,7 @@ import { HttpError, type ProblemField } from '../../platform/errors.ts';
 import { createRedis, scriptPipeline, type PioneerRedis, redisReachable } from '../../platform/redis/client.ts';
 import { ingestKeys } from '../../platform/redis/keys.ts';
 import { createKafka, ensureTopics, kafkaSecurity } from '../../platform/kafka/client.ts';
-import { encodeBinary } from '../../platform/events/kafka-binding.ts';
+import { encodeStructured } from '../../platform/events/kafka-binding.ts';
 import type { CloudEventJson } from '../../platform/events/cloudevent.ts';
 import { createTenantStore } from '../../platform/store/tenants.ts';
 import { authenticate, tenantOf, type TenantContext } from '../../platform/auth/authenticate.ts';
@@ -187,7 +187,7 @@ export default defineFunction({
 
       const records = new Map<number, IngestRecord>();
       if (reserved.length) {
-        const messages = reserved.map((i) => encodeBinary(events[i]!) as Message);
+        const messages = reserved.map((i) => encodeStructured(events[i]!) as Message);
         const timer = produceSeconds.startTimer();
         let positions: Position[];
         try {

@@ -1,12 +1,14 @@
 /**
  * The ingest API end to end: an HTTP client posts CloudEvents in each mode, a kafkajs consumer of the source
- * topic sees exactly the accepted ones (keyed, tenantid set, binary mode), and every refusal is a problem+json
+ * topic sees exactly the accepted ones (keyed, tenantid set, structured mode), and every refusal is a problem+json
  * naming the field, with nothing produced. Also the schema registry's versions and compatibility answers.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { Consumer } from 'kafkajs';
+import { decodeKafkaRecord, headersToStrings } from '../../platform/events/kafka-binding.ts';
+import type { CloudEventJson } from '../../platform/events/cloudevent.ts';
 import { api, createTenant, createTopic, kafkaClient, randomName, sleep, startPlatform, waitFor, type TestPlatform } from '../support/helpers.ts';
 
 const STRUCTURED = 'application/cloudevents+json';
@@ -17,8 +19,8 @@ interface Seen {
   partition: number;
   offset: string;
   headers: Record<string, string>;
-  value: string;
-  bytes: Buffer | null;
+  /** the record decoded by the platform's Kafka binding, as the route reads it */
+  event: CloudEventJson;
 }
 
 let p: TestPlatform;
@@ -77,7 +79,7 @@ function assertProblem(res: Awaited<ReturnType<typeof post>>, status: number, co
   if (field !== undefined) assert.ok(res.body.errors?.some((e: any) => e.field === field), `expected field ${field} in ${JSON.stringify(res.body)}`);
 }
 
-const seenById = (id: string) => seen.filter((s) => s.headers['ce_id'] === id);
+const seenById = (id: string) => seen.filter((s) => s.event.id === id);
 
 before(async () => {
   await createTopic(topic, 4);
@@ -93,9 +95,10 @@ before(async () => {
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({
     eachMessage: async ({ partition, message }) => {
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
-      seen.push({ key: message.key?.toString() ?? null, partition, offset: message.offset, headers, value: message.value?.toString() ?? '', bytes: message.value });
+      const headers = headersToStrings(message.headers);
+      const decoded = decodeKafkaRecord({ key: message.key, value: message.value, headers, timestamp: message.timestamp });
+      if (!decoded.event) throw new Error(`ingest wrote a record that is not a CloudEvent: ${decoded.error ?? headers['content-type']}`);
+      seen.push({ key: message.key?.toString() ?? null, partition, offset: message.offset, headers, event: decoded.event });
     },
   });
 });
@@ -105,7 +108,7 @@ after(async () => {
   await p?.stop();
 });
 
-test('structured mode: one event is produced keyed by partitionkey, in binary mode, with the tenant set', async () => {
+test('structured mode: one event is produced keyed by partitionkey, as a structured CloudEvent, with the tenant set', async () => {
   const e = event({ partitionkey: 'acct-1', subject: 'acct-1' });
   const res = await postStructured(a.key, e);
   assert.equal(res.status, 202, JSON.stringify(res.body));
@@ -118,12 +121,13 @@ test('structured mode: one event is produced keyed by partitionkey, in binary mo
 
   const [record] = await waitFor(() => (seenById(e.id).length ? seenById(e.id) : undefined), { message: 'the event on the source topic' });
   assert.equal(record!.key, 'acct-1');
-  assert.equal(record!.headers['ce_tenantid'], a.id);
-  assert.equal(record!.headers['ce_specversion'], '1.0');
-  assert.equal(record!.headers['ce_type'], 'payment.sent');
-  assert.equal(record!.headers['ce_subject'], 'acct-1');
-  assert.equal(record!.headers['content-type'], 'application/json');
-  assert.deepEqual(JSON.parse(record!.value), { amount: 5, currency: 'EUR' });
+  assert.match(record!.headers['content-type'] ?? '', /^application\/cloudevents\+json/, 'structured mode, as the kafka-connector and KafkaSource forward it');
+  assert.equal(record!.event.tenantid, a.id);
+  assert.equal(record!.event.specversion, '1.0');
+  assert.equal(record!.event.type, 'payment.sent');
+  assert.equal(record!.event.subject, 'acct-1');
+  assert.equal(record!.event.datacontenttype, 'application/json');
+  assert.deepEqual(record!.event.data, { amount: 5, currency: 'EUR' });
   // the answer told where it went
   assert.equal(record!.partition, r.partition);
   assert.equal(record!.offset, r.offset);
@@ -144,10 +148,10 @@ test('binary mode: ce-* headers (percent-decoded) and the body as data', async (
   assert.deepEqual(res.body.events.map((r: any) => r.id), [id]);
   const [record] = await waitFor(() => (seenById(id).length ? seenById(id) : undefined));
   assert.equal(record!.key, 'acct-2');
-  assert.equal(record!.headers['ce_tenantid'], a.id);
-  assert.equal(record!.headers['ce_subject'], 'Bob → Alice');
-  assert.equal(record!.headers['content-type'], 'application/json; charset=utf-8');
-  assert.deepEqual(JSON.parse(record!.value), { amount: 7, currency: 'USD' });
+  assert.equal(record!.event.tenantid, a.id);
+  assert.equal(record!.event.subject, 'Bob → Alice');
+  assert.equal(record!.event.datacontenttype, 'application/json; charset=utf-8');
+  assert.deepEqual(record!.event.data, { amount: 7, currency: 'USD' });
 
   // bytes that are not text go through untouched
   const bytes = Buffer.from([0, 1, 2, 0xfe, 0xff, 0x80]);
@@ -157,8 +161,8 @@ test('binary mode: ce-* headers (percent-decoded) and the body as data', async (
   });
   assert.equal(raw.status, 202, JSON.stringify(raw.body));
   const [bin] = await waitFor(() => (seenById(binId).length ? seenById(binId) : undefined));
-  assert.deepEqual(bin!.bytes, bytes);
-  assert.equal(bin!.headers['content-type'], 'application/octet-stream');
+  assert.deepEqual(Buffer.from(bin!.event.data_base64 ?? '', 'base64'), bytes);
+  assert.equal(bin!.event.datacontenttype, 'application/octet-stream');
   assert.equal(bin!.key, null);
 });
 
@@ -178,11 +182,11 @@ test('batch mode: every event is produced, in order per partitionkey, and the an
     return r.every(Boolean) ? (r as Seen[]) : undefined;
   });
   assert.deepEqual(records.map((r) => r.key), ['acct-3', 'acct-4', 'acct-3', 'acct-3']);
-  assert.ok(records.every((r) => r.headers['ce_tenantid'] === a.id));
+  assert.ok(records.every((r) => r.event.tenantid === a.id));
   // same key: same partition, offsets in the batch's order
   const acct3 = [records[0]!, records[2]!, records[3]!];
   assert.equal(new Set(acct3.map((r) => r.partition)).size, 1);
-  assert.deepEqual(acct3.map((r) => JSON.parse(r.value).n), [1, 3, 4]);
+  assert.deepEqual(acct3.map((r) => (r.event.data as { n: number }).n), [1, 3, 4]);
   assert.ok(BigInt(acct3[0]!.offset) < BigInt(acct3[1]!.offset) && BigInt(acct3[1]!.offset) < BigInt(acct3[2]!.offset));
   res.body.events.forEach((r: any, i: number) => {
     assert.equal(r.partition, records[i]!.partition);
@@ -214,8 +218,8 @@ test('idempotent ingest: the same source+id is accepted once, answered as a dupl
   await sleep(300);
   const records = seenById(e.id);
   assert.equal(records.length, 3, 'one record per (tenant, source, id)');
-  assert.deepEqual(records.map((r) => `${r.headers['ce_tenantid']} ${r.headers['ce_source']}`).sort(), [`${a.id} /bank/core`, `${a.id} /bank/other`, `${b.id} /bank/core`].sort());
-  assert.deepEqual(JSON.parse(records.find((r) => r.headers['ce_tenantid'] === a.id && r.headers['ce_source'] === '/bank/core')!.value), { amount: 5, currency: 'EUR' });
+  assert.deepEqual(records.map((r) => `${r.event.tenantid} ${r.event.source}`).sort(), [`${a.id} /bank/core`, `${a.id} /bank/other`, `${b.id} /bank/core`].sort());
+  assert.deepEqual(records.find((r) => r.event.tenantid === a.id && r.event.source === '/bank/core')!.event.data, { amount: 5, currency: 'EUR' });
 
   const got = await api(p.url('ingest'), a.consumerKey, 'GET', `/v1/events/${e.id}`);
   assert.equal(got.status, 200, JSON.stringify(got.body));
@@ -441,9 +445,9 @@ test('metrics count accepted, duplicate and refused events by reason, and produc
 test('exactly the accepted events reached the source topic: none of the refused ones, no duplicates', async () => {
   await waitFor(() => seen.length >= producedCount, { message: `${producedCount} records on the source topic` });
   await sleep(500);
-  const keys = seen.map((s) => `${s.headers['ce_source']} ${s.headers['ce_id']}`);
+  const keys = seen.map((s) => `${s.event.source} ${s.event.id}`);
   assert.equal(seen.length, producedCount);
-  assert.equal(new Set(seen.map((s) => `${s.headers['ce_tenantid']} ${s.headers['ce_source']} ${s.headers['ce_id']}`)).size, seen.length);
+  assert.equal(new Set(seen.map((s) => `${s.event.tenantid} ${s.event.source} ${s.event.id}`)).size, seen.length);
   assert.deepEqual(new Set(keys), produced);
   assert.ok(refusedIds.size > 20);
   for (const id of refusedIds) assert.equal(seenById(id).length, 0, `refused event ${id} was produced`);
