@@ -10,7 +10,7 @@
  */
 import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
-import { createRedis, scriptPipeline } from '../platform/redis/client.ts';
+import { appendEventsArgs, createRedis, scriptPipeline } from '../platform/redis/client.ts';
 
 export interface Rate {
   count: number;
@@ -169,7 +169,8 @@ export async function appendScript(
       for (let j = i; j < Math.min(count, i + pipeline); j++) {
         const e = entries[j % entries.length]!;
         const s = j % streams;
-        p.appendEvents(key(s, 'sub'), key(s, 'stream'), key(s, 'pos'), key(s, 'pos'), key(s, 'seen1'), key(s, 'seen0'), 'bench/0', '5000000', retainFrom, String(j), '', e.type, e.event);
+        const keys = [key(s, 'sub'), key(s, 'stream'), key(s, 'pos'), key(s, 'pos'), key(s, 'seen1'), key(s, 'seen0')] as const;
+        p.appendEvents(...appendEventsArgs('bench/0', '5000000', retainFrom, [{ keys, events: [String(j), '', e.type, e.event] }]));
       }
       const res = await p.exec();
       for (const [err] of res ?? []) if (err) throw err;

@@ -5,7 +5,7 @@
  *   plan (offsets by timestamp per partition: [since, until) -> [from_offset, to_offset)) → read each partition
  *   with a consumer of the replay's own (group pioneer-replay-<id>, nothing committed, deleted afterwards) →
  *   decode as the route does (platform/events/route-decoding.ts) → match the subscription (tenant, types,
- *   source, compiled filters) → append-events-6.lua (once per replay and source record, deduplicated against the replay's progress) → counts in Redis
+ *   source, compiled filters) → append-events-n.lua (once per replay and source record, deduplicated against the replay's progress) → counts in Redis
  *
  * The interval is by Kafka record timestamp. Order: each partition is read in offset order and appended in
  * that order, so events of one partition key keep their source order. One replay runs per subscription at a
@@ -16,7 +16,7 @@ import type { Consumer, Kafka } from 'kafkajs';
 import { HttpError, MalformedRecordError } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
 import { keys, exportKeys, positionField } from '../../platform/redis/keys.ts';
-import type { PioneerRedis } from '../../platform/redis/client.ts';
+import { appendEventsArgs, type PioneerRedis } from '../../platform/redis/client.ts';
 import { decodeKafkaRecord, headersToStrings } from '../../platform/events/kafka-binding.ts';
 import { sourceEventOf, type SourceDecoding } from '../../platform/events/route-decoding.ts';
 import { compileFilters } from '../../platform/filters/subscription-filter.ts';
@@ -275,12 +275,13 @@ export function createReplayer(opts: ReplayerOptions) {
           }
           if (events.length > 0) {
             // dedup against the replay's own progress (a retried batch), trimmed marker in the subscription's positions
-            const res = await redis.appendEvents(subKey, stream, progress, positions, seenNow, seenPrev, field, maxLen, retainFrom(), ...events);
-            if (res === -1) {
+            const keys = [subKey, stream, progress, positions, seenNow, seenPrev] as const;
+            const [added] = await redis.appendEvents(...appendEventsArgs(field, maxLen, retainFrom(), [{ keys, events }]));
+            if (added === -1) {
               fail(new Error('the subscription was deleted'));
               return;
             }
-            replay.counts.appended += Number(res[0]);
+            replay.counts.appended += Number(added);
           }
           const last = batch.messages[batch.messages.length - 1];
           if (last) resolveOffset(last.offset);

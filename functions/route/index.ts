@@ -4,7 +4,7 @@
  * Records that can never be routed go to the dead-letter topic with the reason in a header.
  *
  * Once-only: each subscription remembers the last source offset it appended per source partition
- * (append-events-6.lua, one call per subscription and batch), so a re-delivered record is skipped. The route's own position per partition is kept in
+ * (append-events-n.lua, one call per tenant and batch), so a re-delivered record is skipped. The route's own position per partition is kept in
  * Redis beside the streams (pioneer:route:pos): when Redis lost its last second (AOF everysec) that position is
  * behind Kafka's committed offset, and the route rewinds the partition to it and derives the lost appends again.
  */
@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { commonSchema, env } from '../../platform/config/env.ts';
 import { defineFunction } from '../../platform/runtime/contract.ts';
 import { createApp } from '../../platform/http/app.ts';
-import { createRedis, scriptPipeline, redisReachable } from '../../platform/redis/client.ts';
+import { createRedis, scriptPipeline, redisReachable, appendEventsArgs, type StreamBatch } from '../../platform/redis/client.ts';
 import { keys, positionField } from '../../platform/redis/keys.ts';
 import { createKafka, kafkaProbe, createProducer, ensureTopics, kafkaSecurity } from '../../platform/kafka/client.ts';
 import { createSubscriptionStore } from '../../platform/store/subscriptions.ts';
@@ -102,8 +102,9 @@ export default defineFunction({
       }
 
       const deadLetters: { item: InboundEvent; reason: string }[] = [];
-      // the batch's matches per subscription, in source order: one append call per subscription
-      const perSub = new Map<string, { tenant: string; id: string; events: string[] }>();
+      // the batch's matches per tenant and subscription, in source order: one append call per tenant
+      const perTenant = new Map<string, Map<string, StreamBatch>>();
+      const hour = Math.floor(Date.now() / 3600_000);
       // records before the checkpoint were routed already (a re-delivery after a crash): compare only then
       const skipBefore = checkpoint !== null && first !== undefined && BigInt(first) < BigInt(checkpoint) ? BigInt(checkpoint) : null;
       for (const item of batch.events) {
@@ -122,30 +123,33 @@ export default defineFunction({
         const json = JSON.stringify(event);
         const dedupId = `${event.source} ${event.id}`;
         for (const { sub } of matches) {
-          let entry = perSub.get(sub.id);
-          if (!entry) perSub.set(sub.id, (entry = { tenant: sub.tenant_id, id: sub.id, events: [] }));
+          const t = sub.tenant_id;
+          let subs = perTenant.get(t);
+          if (!subs) perTenant.set(t, (subs = new Map()));
+          let entry = subs.get(sub.id);
+          if (!entry) {
+            const id = sub.id;
+            const k = [keys.subscription(t, id), keys.stream(t, id), keys.positions(t, id), keys.positions(t, id), keys.seen(t, id, hour), keys.seen(t, id, hour - 1)] as const;
+            subs.set(id, (entry = { keys: k, events: [] }));
+          }
           entry.events.push(offset ?? '', dedupId, event.type, json);
         }
       }
-      if (perSub.size > 0) {
+      if (perTenant.size > 0) {
         // one position field per batch: every record of a batch comes from the same partition, or none has one
         const posField = first === undefined ? '' : field;
         const retainFrom = String(Date.now() - retentionMs);
-        const hour = Math.floor(Date.now() / 3600_000);
         const pipeline = scriptPipeline(redis);
-        for (const { tenant: t, id, events } of perSub.values()) {
-          pipeline.appendEvents(
-            keys.subscription(t, id), keys.stream(t, id), keys.positions(t, id), keys.positions(t, id), keys.seen(t, id, hour), keys.seen(t, id, hour - 1),
-            posField, maxLen, retainFrom, ...events,
-          );
-        }
+        for (const subs of perTenant.values()) pipeline.appendEvents(...appendEventsArgs(posField, maxLen, retainFrom, [...subs.values()]));
         let added = 0;
         let skipped = 0;
         for (const [err, res] of (await pipeline.exec()) ?? []) {
           if (err) throw err; // retriable: the host retries the batch, appends already made are skipped then
-          if (Array.isArray(res)) {
-            added += Number(res[0]);
-            skipped += Number(res[1]);
+          const counts = res as number[];
+          for (let i = 0; i < counts.length; i += 2) {
+            if (counts[i]! < 0) continue; // the subscription was deleted meanwhile
+            added += counts[i]!;
+            skipped += counts[i + 1]!;
           }
         }
         appended.inc(added);

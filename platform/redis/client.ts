@@ -1,6 +1,7 @@
 /**
  * ioredis clients with the platform's Lua scripts defined on them (loaded once per client with
- * `defineCommand`, then called by SHA). Each script is a file in ./scripts named verb-noun-<key count>.lua.
+ * `defineCommand`, then called by SHA). Each script is a file in ./scripts named verb-noun-<key count>.lua, or
+ * verb-noun-n.lua when the caller passes the number of keys first.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +10,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 export type { Redis };
 
 const SCRIPTS = [
-  'append-events-6',
+  'append-events-n',
   // deliver
   'ensure-endpoint-2', 'begin-attempt-2', 'finish-attempt-5', 'replay-deadletters-3', 'switch-endpoint-1', 'rotate-secret-1',
   'renew-lease-1', 'release-lease-1',
@@ -18,11 +19,8 @@ const SCRIPTS = [
 ] as const;
 
 export interface PioneerRedis extends Redis {
-  /** the route and replays (platform/redis/scripts/append-events-6.lua documents the arguments) */
-  appendEvents(
-    subKey: string, stream: string, dedup: string, trimmed: string, seenNow: string, seenPrev: string,
-    field: string, maxLen: string, retainFromMs: string, ...events: string[]
-  ): Promise<[number, number] | -1>;
+  /** the route and replays: arguments from appendEventsArgs (platform/redis/scripts/append-events-n.lua) */
+  appendEvents(numKeys: number, ...keysThenArgs: string[]): Promise<number[]>;
 
   // ingest and the schema registry (platform/redis/scripts/*.lua document the arguments)
   takeTokens(bucket: string, ratePerSecond: string, burst: string, wanted: string): Promise<[number, number]>;
@@ -44,6 +42,24 @@ export interface PioneerRedis extends Redis {
   releaseLease(lease: string, owner: string): Promise<number>;
 }
 
+/** One subscription's part of an appendEvents call: its six keys (see the script) and its events, four values each. */
+export interface StreamBatch {
+  keys: readonly [subscription: string, stream: string, dedup: string, trimmed: string, seenNow: string, seenPrev: string];
+  events: string[];
+}
+
+/** The arguments of one appendEvents call: the batches of one tenant's subscriptions from one source batch. */
+export function appendEventsArgs(field: string, maxLen: string, retainFromMs: string, batches: readonly StreamBatch[]): [number, ...string[]] {
+  const keys: string[] = [];
+  const args: string[] = [field, maxLen, retainFromMs];
+  for (const b of batches) {
+    keys.push(...b.keys);
+    args.push(String(b.events.length / 4));
+    for (const v of b.events) args.push(v);
+  }
+  return [keys.length, ...keys, ...args];
+}
+
 /** A pipeline of the platform's script commands (ioredis does not type custom commands on pipelines). */
 export interface PioneerPipeline {
   appendEvents(...args: Parameters<PioneerRedis['appendEvents']>): PioneerPipeline;
@@ -60,7 +76,7 @@ function loadScripts(redis: Redis): void {
     const lua = readFileSync(fileURLToPath(new URL(`./scripts/${file}.lua`, import.meta.url)), 'utf8');
     const [verb, noun, count] = file.split('-') as [string, string, string];
     const name = verb + noun[0]!.toUpperCase() + noun.slice(1);
-    redis.defineCommand(name, { numberOfKeys: Number(count), lua });
+    redis.defineCommand(name, count === 'n' ? { lua } : { numberOfKeys: Number(count), lua });
   }
 }
 

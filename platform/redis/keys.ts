@@ -79,7 +79,7 @@ export const ingestKeys = {
  *   {t:T}:replay:<sub>:<rpl>         string the replay's record JSON: status, interval, counts, error
  *                                           (expires after PIONEER_EXPORT_TTL_HOURS)
  *   {t:T}:replay:<sub>:<rpl>:pos     hash   "<topic>/<partition>" -> last source offset the replay appended
- *                                           (append-events-6.lua: a retried batch appends once)
+ *                                           (append-events-n.lua: a retried batch appends once)
  *   {t:T}:replay:<sub>:active        string the id of the replay running on the subscription: one at a time; a
  *                                           lease that expires unless the instance running it renews it
  */

@@ -1,6 +1,6 @@
 /**
  * Subscription streams: one Redis Stream per subscription at {t:T}:stream:<sub>, appended by the route
- * (append-events-6.lua, one call per subscription and source batch), trimmed by time (default 72 h) and by a
+ * (append-events-n.lua, one call per tenant and source batch), trimmed by time (default 72 h) and by a
  * size cap, exactly, after each call; the last
  * trimmed id is kept in the positions hash (TRIMMED_FIELD) so expired cursors are recognised. Each entry has
  * two fields: `type` (the CloudEvent type) and `event` (the structured CloudEvent JSON). The entry id is the

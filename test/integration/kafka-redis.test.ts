@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createRedis, appendEventsArgs } from '../../platform/redis/client.ts';
+import { keys } from '../../platform/redis/keys.ts';
 import { createTopic, deps, kafkaClient, produce, randomName, redisClient, waitFor } from '../support/helpers.ts';
 
 test('a message produced to the real broker is consumed back, keyed and with its headers', async () => {
@@ -38,4 +40,26 @@ test('entries appended to a real Redis Stream are read back in order after a cur
   );
   await redis.del(key);
   redis.disconnect();
+});
+
+test('one append call carries several subscriptions of a tenant: each appends once, a deleted one is reported and left alone', async () => {
+  const redis = createRedis(deps().redisUrl, { name: 'test-append' });
+  const t = randomName('ten');
+  const [live, gone] = ['sub_live', 'sub_gone'];
+  const keysOf = (id: string) => [keys.subscription(t, id), keys.stream(t, id), keys.positions(t, id), keys.positions(t, id), keys.seen(t, id, 1), keys.seen(t, id, 0)] as const;
+  await redis.set(keys.subscription(t, live), '{}'); // sub_gone has no record: deleted
+  const events = (offsets: number[]) => offsets.flatMap((o) => [String(o), `/src e${o}`, 'demo', JSON.stringify({ id: `e${o}` })]);
+  const call = (offsets: number[]) =>
+    redis.appendEvents(...appendEventsArgs('src/0', '1000', '0', [{ keys: keysOf(gone), events: events(offsets) }, { keys: keysOf(live), events: events(offsets) }]));
+  try {
+    assert.deepEqual(await call([10, 11, 12]), [-1, 0, 3, 0]);
+    // the batch again (a re-delivery) with one more record: only the new one is appended
+    assert.deepEqual(await call([10, 11, 12, 13]), [-1, 0, 1, 3]);
+    const entries = (await redis.xrange(keys.stream(t, live), '-', '+')).map(([, f]) => JSON.parse(f[3]!).id);
+    assert.deepEqual(entries, ['e10', 'e11', 'e12', 'e13']);
+    assert.equal(await redis.exists(keys.stream(t, gone)), 0, 'nothing appended for the deleted subscription');
+  } finally {
+    await redis.del(...keysOf(live), ...keysOf(gone));
+    redis.disconnect();
+  }
 });
