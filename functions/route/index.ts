@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { commonSchema, env } from '../../platform/config/env.ts';
 import { defineFunction } from '../../platform/runtime/contract.ts';
 import { createApp } from '../../platform/http/app.ts';
-import { createRedis, scriptPipeline, redisReachable, appendEventsArgs, type StreamBatch } from '../../platform/redis/client.ts';
+import { createRedis, scriptPipeline, redisReachable, appendEventsCalls, type StreamBatch } from '../../platform/redis/client.ts';
 import { keys, positionField } from '../../platform/redis/keys.ts';
 import { createKafka, kafkaProbe, createProducer, ensureTopics, kafkaSecurity } from '../../platform/kafka/client.ts';
 import { createSubscriptionStore } from '../../platform/store/subscriptions.ts';
@@ -140,7 +140,7 @@ export default defineFunction({
         const posField = first === undefined ? '' : field;
         const retainFrom = String(Date.now() - retentionMs);
         const pipeline = scriptPipeline(redis);
-        for (const subs of perTenant.values()) pipeline.appendEvents(...appendEventsArgs(posField, maxLen, retainFrom, [...subs.values()]));
+        for (const subs of perTenant.values()) for (const args of appendEventsCalls(posField, maxLen, retainFrom, subs.values())) pipeline.appendEvents(...args);
         let added = 0;
         let skipped = 0;
         for (const [err, res] of (await pipeline.exec()) ?? []) {

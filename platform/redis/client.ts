@@ -60,6 +60,30 @@ export function appendEventsArgs(field: string, maxLen: string, retainFromMs: st
   return [keys.length, ...keys, ...args];
 }
 
+/**
+ * The appendEvents calls for the batches of one tenant's subscriptions: as few as possible, each at most about
+ * `maxValues` event values (a subscription's batch is never split), so that one call's arguments stay within
+ * what a JavaScript call spreads and Redis parses comfortably, however many subscriptions a batch matched.
+ */
+export function appendEventsCalls(
+  field: string, maxLen: string, retainFromMs: string, batches: Iterable<StreamBatch>, maxValues = 16_384,
+): [number, ...string[]][] {
+  const calls: [number, ...string[]][] = [];
+  let chunk: StreamBatch[] = [];
+  let size = 0;
+  for (const b of batches) {
+    if (size > 0 && size + b.events.length > maxValues) {
+      calls.push(appendEventsArgs(field, maxLen, retainFromMs, chunk));
+      chunk = [];
+      size = 0;
+    }
+    chunk.push(b);
+    size += b.events.length;
+  }
+  if (chunk.length > 0) calls.push(appendEventsArgs(field, maxLen, retainFromMs, chunk));
+  return calls;
+}
+
 /** A pipeline of the platform's script commands (ioredis does not type custom commands on pipelines). */
 export interface PioneerPipeline {
   appendEvents(...args: Parameters<PioneerRedis['appendEvents']>): PioneerPipeline;
