@@ -14,7 +14,7 @@ import { createSubscriptionStore, type SubscriptionInput } from '../../platform/
 import { authenticate, requireAdmin, tenantOf } from '../../platform/auth/authenticate.ts';
 import { looksLikeApiKey } from '../../platform/auth/api-keys.ts';
 import { isId } from '../../platform/ids.ts';
-import { createEndpointStore } from '../../platform/webhooks/endpoints.ts';
+import { createEndpointStore, endpointKeys } from '../../platform/webhooks/endpoints.ts';
 import { assertSinkAllowed, urlPolicyEnv, urlPolicyOf } from '../../platform/webhooks/url-policy.ts';
 import { keyCreateSchema, subscriptionCreateSchema, subscriptionPatchSchema, tenantCreateSchema } from './schema.ts';
 import { mountSchemas } from './schemas.ts';
@@ -131,8 +131,8 @@ export default defineFunction({
     app.delete('/v1/subscriptions/:id', async (c) => {
       const t = tenantOf(c.get('auth'), ['tenant']);
       const id = c.req.param('id');
-      if (!isId('sub', id) || !(await subs.delete(t.tenantId, id))) throw HttpError.notFound('subscription');
-      await endpoints.removeAll(t.tenantId, id);
+      // the endpoint goes in the same transaction: a crash cannot leave its keys behind
+      if (!isId('sub', id) || !(await subs.delete(t.tenantId, id, endpointKeys(t.tenantId, id)))) throw HttpError.notFound('subscription');
       return c.body(null, 204);
     });
 

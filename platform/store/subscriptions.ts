@@ -68,13 +68,14 @@ export function createSubscriptionStore(redis: Redis) {
       return next;
     },
 
-    async delete(tenantId: string, id: string): Promise<boolean> {
+    /** Deletes the subscription, its stream and positions, and `alsoDelete` (its endpoint's keys) in one transaction. */
+    async delete(tenantId: string, id: string, alsoDelete: string[] = []): Promise<boolean> {
       const results = await redis
         .multi()
         .del(keys.subscription(tenantId, id))
         .srem(keys.tenantSubs(tenantId), id)
         .hdel(keys.subscriptions(), id)
-        .del(keys.stream(tenantId, id), keys.positions(tenantId, id))
+        .del(keys.stream(tenantId, id), keys.positions(tenantId, id), ...alsoDelete)
         .incr(keys.subscriptionsVersion())
         .exec();
       return results?.[0]?.[1] === 1;

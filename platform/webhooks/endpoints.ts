@@ -22,6 +22,14 @@ import { keys } from '../redis/keys.ts';
 import type { PioneerRedis } from '../redis/client.ts';
 import { generateSecret } from './signing.ts';
 
+/** Every key of a subscription's endpoint, its attempts and dead letters included: deleted with the subscription. */
+export function endpointKeys(tenantId: string, subId: string): string[] {
+  return [
+    keys.endpoint(tenantId, subId), keys.endpointLease(tenantId, subId), keys.deliveryAttempts(tenantId, subId),
+    keys.deadLetters(tenantId, subId), keys.redeliver(tenantId, subId),
+  ];
+}
+
 export interface EndpointRecord {
   id: string;
   secret: string;
@@ -172,13 +180,6 @@ export function createEndpointStore(redis: PioneerRedis) {
       await redis.del(keys.endpoint(tenantId, subId), keys.redeliver(tenantId, subId));
     },
 
-    /** Everything of the endpoint, its attempts and dead letters included: when the subscription is deleted. */
-    async removeAll(tenantId: string, subId: string): Promise<void> {
-      await redis.del(
-        keys.endpoint(tenantId, subId), keys.endpointLease(tenantId, subId), keys.deliveryAttempts(tenantId, subId),
-        keys.deadLetters(tenantId, subId), keys.redeliver(tenantId, subId),
-      );
-    },
   };
 }
 

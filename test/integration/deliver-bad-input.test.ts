@@ -1,6 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { api, createTenant, startPlatform, type TestPlatform } from '../support/helpers.ts';
+import { api, createTenant, redisClient, startPlatform, type TestPlatform } from '../support/helpers.ts';
+import { keys } from '../../platform/redis/keys.ts';
+import { endpointKeys } from '../../platform/webhooks/endpoints.ts';
 import { ownRedis } from './deliver-receiver.ts';
 
 // the operator's defaults: https only, public addresses only
@@ -78,6 +80,23 @@ test('a public https sink is accepted and gets an endpoint with a whsec_ secret;
   const unset = await api(p.url('subscriptions'), tenant.key, 'PATCH', `/v1/subscriptions/${sub.body.id}`, { sink: null });
   assert.equal(unset.status, 200);
   assert.equal((await api(p.url('deliver'), tenant.key, 'GET', `/v1/subscriptions/${sub.body.id}/endpoint`)).status, 404);
+});
+
+test('deleting a subscription with a sink deletes its endpoint, attempts and dead letters with it', async () => {
+  const sub = await api(p.url('subscriptions'), tenant.key, 'POST', '/v1/subscriptions', { types: ['payment.sent'], sink: 'https://203.0.113.11/hooks/pioneer' });
+  assert.equal(sub.status, 201, JSON.stringify(sub.body));
+  assert.equal((await api(p.url('deliver'), tenant.key, 'POST', `/v1/subscriptions/${sub.body.id}/endpoint/disable`)).body.state, 'disabled');
+  const r = redisClient(redis.url);
+  try {
+    const all = endpointKeys(tenant.id, sub.body.id);
+    await r.xadd(keys.deadLetters(tenant.id, sub.body.id), '*', 'cursor', '0-1'); // a dead letter, as deliver would leave it
+    assert.ok((await r.exists(...all)) >= 2, 'the endpoint and its dead letters exist');
+    assert.equal((await api(p.url('subscriptions'), tenant.key, 'DELETE', `/v1/subscriptions/${sub.body.id}`)).status, 204);
+    assert.equal(await r.exists(...all), 0, 'nothing of the endpoint is left behind');
+    assert.equal((await api(p.url('deliver'), tenant.key, 'GET', `/v1/subscriptions/${sub.body.id}/endpoint`)).status, 404);
+  } finally {
+    r.disconnect();
+  }
 });
 
 test('malformed deliver API input answers 400 naming the field', async () => {
