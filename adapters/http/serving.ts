@@ -10,7 +10,7 @@ import { env } from '../../platform/config/env.ts';
 import type { PioneerFunction } from '../../platform/runtime/contract.ts';
 
 export const shutdownSchema = z.object({
-  /** how long in-flight requests may take to finish after SIGTERM before their connections are closed */
+  /** how long in-flight requests (and, in the local host, a Kafka consumer's batch) may take after SIGTERM */
   PIONEER_SHUTDOWN_GRACE_MS: env.int(0, 600_000).default(10_000),
 });
 

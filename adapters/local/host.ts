@@ -62,8 +62,22 @@ export async function startLocalHost(opts: {
   });
   const kafka = createKafka({ brokers: hostConfig.PIONEER_KAFKA_BROKERS, clientId: hostConfig.PIONEER_KAFKA_CLIENT_ID, log, ...kafkaSecurity(hostConfig) });
 
+  /** A consumer that has not finished its batch and left its group within the grace period is not waited for:
+   *  its uncommitted batch goes to another instance, and the functions' appends are once-only by position. */
+  const stopTrigger = async (name: string, trigger: KafkaTriggerHost) => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        log.warn({ function: name, graceMs: hostConfig.PIONEER_SHUTDOWN_GRACE_MS }, 'the Kafka consumer did not stop within the grace period; going on');
+        resolve();
+      }, hostConfig.PIONEER_SHUTDOWN_GRACE_MS);
+    });
+    await Promise.race([trigger.stop().catch((err) => log.warn({ err, function: name }, 'consumer stop failed')), late]);
+    clearTimeout(timer);
+  };
+
   const stop = async () => {
-    for (const h of functions.values()) await h.trigger?.stop().catch((err) => log.warn({ err }, 'consumer stop failed'));
+    for (const [name, h] of functions) if (h.trigger) await stopTrigger(name, h.trigger);
     await Promise.all(served.map(({ server, fn }) => stopServing(server, fn, hostConfig.PIONEER_SHUTDOWN_GRACE_MS)));
     for (const h of functions.values()) await h.fn.close().catch((err) => log.warn({ err }, 'close failed'));
   };
