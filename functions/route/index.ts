@@ -120,7 +120,7 @@ export default defineFunction({
         }
         const matches = index.match(event.tenantid!, event);
         if (matches.length === 0) continue;
-        const json = JSON.stringify(event);
+        const json = item.json ?? JSON.stringify(event);
         const dedupId = `${event.source} ${event.id}`;
         for (const { sub } of matches) {
           const t = sub.tenant_id;

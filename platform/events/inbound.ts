@@ -20,6 +20,11 @@ export interface SourcePosition {
 export interface InboundEvent {
   /** The decoded CloudEvent; absent when the record is not a CloudEvent (see `error`, `record`). */
   event?: CloudEventJson;
+  /**
+   * The event's structured JSON exactly as the record carried it, when it can be stored as it is: a structured
+   * record that decoding left unchanged, on one line. Spares serialising it again and keeps its numbers exact.
+   */
+  json?: string;
   /** Why the record could not be decoded as a CloudEvent (absent for a plain non-CloudEvent record). */
   error?: string;
   /** The original record as read from Kafka, when the host had it. */

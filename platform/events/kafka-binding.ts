@@ -35,15 +35,16 @@ export function decodeKafkaRecord(record: RawRecord, position?: SourcePosition):
   const base: InboundEvent = { record, ...(position ? { position } : {}) };
   if (!isCloudEventRecord(record)) return base;
   try {
-    return { ...base, event: toCloudEvent(record) };
+    return { ...base, ...toCloudEvent(record) };
   } catch (err) {
     const reason = err instanceof InvalidCloudEventError ? err.message : `not valid JSON (${(err as Error).message})`;
     return { ...base, error: `invalid CloudEvent: ${reason}` };
   }
 }
 
-function toCloudEvent(record: RawRecord): CloudEventJson {
+function toCloudEvent(record: RawRecord): { event: CloudEventJson; json?: string } {
   let event: Record<string, unknown>;
+  let text: string | undefined;
   if (record.headers['ce_specversion'] !== undefined) {
     event = {};
     for (const [name, value] of Object.entries(record.headers)) if (name.startsWith('ce_')) event[name.slice(3)] = value;
@@ -51,11 +52,16 @@ function toCloudEvent(record: RawRecord): CloudEventJson {
     if (ct) event['datacontenttype'] = ct;
     Object.assign(event, dataMember(record.value, ct));
   } else {
-    event = JSON.parse(record.value!.toString('utf8')) as Record<string, unknown>;
+    text = record.value!.toString('utf8');
+    event = JSON.parse(text) as Record<string, unknown>;
   }
-  if (event['partitionkey'] === undefined && record.key !== null && record.key.length > 0) event['partitionkey'] = record.key.toString('utf8');
+  if (event['partitionkey'] === undefined && record.key !== null && record.key.length > 0) {
+    event['partitionkey'] = record.key.toString('utf8');
+    text = undefined; // the stored event must carry it
+  }
   assertCloudEvent(event);
-  return event;
+  // a line break would split the event in an SSE message and in the consumers' NDJSON files
+  return text !== undefined && !/[\r\n]/.test(text) ? { event, json: text } : { event };
 }
 
 /** Encodes a CloudEvent as a binary-mode Kafka record keyed by its `partitionkey`. */

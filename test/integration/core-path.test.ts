@@ -60,3 +60,27 @@ test('a source event reaches the matching subscription over SSE and JSON, and no
   const cross = await api(p.url('gateway'), b.key, 'GET', `/v1/subscriptions/${subA.body.id}/events`);
   assert.equal(cross.status, 404);
 });
+
+test('a structured record reaches the consumer as it was written: exact big numbers, one line, partitionkey from the key', async () => {
+  const t = await createTenant(p.url('subscriptions'), p.adminKey);
+  const sub = await api(p.url('subscriptions'), t.key, 'POST', '/v1/subscriptions', { types: ['ledger.posted'] });
+  assert.equal(sub.status, 201);
+  await new Promise((r) => setTimeout(r, 300));
+  const ce = (id: string, extra = '') =>
+    `{"specversion":"1.0","id":"${id}","source":"/ledger","type":"ledger.posted","tenantid":"${t.id}"${extra},"data":{"amount_minor":12345678901234567890}}`;
+  const headers = { 'content-type': 'application/cloudevents+json; charset=utf-8' };
+  const asWritten = ce('big', ',"partitionkey":"acct-1"');
+  const pretty = JSON.stringify(JSON.parse(ce('pretty', ',"partitionkey":"acct-1"')), null, 2);
+  await produce(topic, [
+    { key: 'acct-1', value: asWritten, headers },
+    { key: 'acct-1', value: pretty, headers },
+    { key: 'acct-1', value: ce('keyed'), headers }, // no partitionkey: the record's key supplies it
+  ]);
+  const { events } = await readSse(`${p.url('gateway')}/v1/subscriptions/${sub.body.id}/events`, t.consumerKey, { until: (e) => e.length >= 3 });
+  assert.equal(events.length, 3);
+  assert.equal(events[0]!.data, asWritten, 'stored and sent exactly as the record carried it');
+  assert.match(events[0]!.data, /"amount_minor":12345678901234567890/);
+  assert.ok(!/[\r\n]/.test(events[1]!.data), 'a multi-line record is sent on one line');
+  assert.equal(JSON.parse(events[1]!.data).id, 'pretty');
+  assert.equal(JSON.parse(events[2]!.data).partitionkey, 'acct-1');
+});
