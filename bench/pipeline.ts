@@ -34,7 +34,7 @@ import { createGenerator, produceAtRate, produceCount } from './generator.ts';
 import { matcherOf, subscriptionsOf, type SubscriptionSpec } from './subscription-mix.ts';
 import { appendScript, benchProducer, rawConsume, rawProduce, rawRedis, type Rate, type RedisBaseline } from './baselines.ts';
 import {
-  CONSUMER_NODE_OPTIONS, ROOT, buildConsumerCli, imageNodeOptions, buildFunctions, cpuSecondsOf, mainProfile, createMemorySampler, scrapeCounters, startConsumer, startFunction, stopProcess, type Managed,
+  consumerNodeOptions, ROOT, buildConsumerCli, imageNodeOptions, buildFunctions, cpuSecondsOf, mainProfile, createMemorySampler, scrapeCounters, startConsumer, startFunction, stopProcess, type Managed,
 } from './processes.ts';
 import { createDeliveryTail } from './delivery-tail.ts';
 import { latencyChart } from './chart.ts';
@@ -55,7 +55,7 @@ const cfg = loadConfig(
     /** node flags for the function processes; by default the container image's NODE_OPTIONS (its heap limit) */
     BENCH_NODE_OPTIONS: z.string().default(imageNodeOptions()),
     /** NODE_OPTIONS of the consumer CLIs; by default what the consumer SDK's README recommends */
-    BENCH_CONSUMER_NODE_OPTIONS: z.string().default(CONSUMER_NODE_OPTIONS),
+    BENCH_CONSUMER_NODE_OPTIONS: z.string().default(consumerNodeOptions()),
     BENCH_SOURCE_MODE: z.enum(['binary', 'structured']).default('structured'),
     /** compiled: the functions as the container image runs them (JavaScript on plain node); source: through tsx */
     BENCH_FUNCTIONS: z.enum(['compiled', 'source']).default('compiled'),

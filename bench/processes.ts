@@ -85,8 +85,10 @@ export function imageNodeOptions(): string {
   return /^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'))?.[1] ?? '';
 }
 
-/** The NODE_OPTIONS consumer-sdk/README.md recommends for the CLI ("Memory"). */
-export const CONSUMER_NODE_OPTIONS = '--max-old-space-size=64 --max-semi-space-size=4';
+/** The NODE_OPTIONS consumer-sdk/README.md recommends for the CLI ("Memory"): the consumers run as a customer following it would. */
+export function consumerNodeOptions(): string {
+  return /^export NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(path.join(ROOT, 'consumer-sdk/README.md'), 'utf8'))?.[1] ?? '';
+}
 
 /** Compiles the consumer SDK to `outDir` (as published: JavaScript on plain node); returns the CLI's path. */
 export function buildConsumerCli(outDir: string): string {

@@ -8,7 +8,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  api, cloudEvent, createTenant, createTopic, produce, randomName, redisClient, startPlatform, structuredMessage, waitFor, type TestPlatform,
+  api, cloudEvent, createTenant, createTopic, produce, randomName, redisClient, routeEnv, startPlatform,
+  structuredMessage, waitFor, type TestPlatform,
 } from '../../test/support/helpers.ts';
 import { generateApiKey } from '../../platform/auth/api-keys.ts';
 import { keys } from '../../platform/redis/keys.ts';
@@ -20,11 +21,7 @@ const topic = randomName('sdk-cli');
 
 before(async () => {
   await createTopic(topic, 2);
-  p = await startPlatform(['subscriptions', 'route', 'gateway'], {
-    PIONEER_SOURCE_TOPICS: topic,
-    PIONEER_ROUTE_GROUP: randomName('route'),
-    PIONEER_DEAD_LETTER_TOPIC: `${topic}.dlq`,
-  });
+  p = await startPlatform(['subscriptions', 'route', 'gateway'], routeEnv(topic));
 });
 after(async () => p?.stop());
 

@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import {
-  api, cloudEvent, createTenant, createTopic, killProcess, produce, randomName, redisClient, sleep, spawnFunctions, startPlatform,
-  structuredMessage, waitFor, type TestPlatform,
+  api, cloudEvent, createTenant, createTopic, killProcess, produce, randomName, redisClient, routeEnv, sleep,
+  spawnFunctions, startPlatform, structuredMessage, waitFor, type TestPlatform,
 } from '../../test/support/helpers.ts';
 import { keys } from '../../platform/redis/keys.ts';
 import { compareCursors } from '../src/cursor.ts';
@@ -41,11 +41,7 @@ async function freePort(): Promise<number> {
 
 before(async () => {
   await createTopic(topic, 4);
-  p = await startPlatform(['subscriptions', 'route'], {
-    PIONEER_SOURCE_TOPICS: topic,
-    PIONEER_ROUTE_GROUP: randomName('route'),
-    PIONEER_DEAD_LETTER_TOPIC: `${topic}.dlq`,
-  });
+  p = await startPlatform(['subscriptions', 'route'], routeEnv(topic));
   gatewayEnv = { ...p.env, PIONEER_GATEWAY_PORT: String(await freePort()) };
   gateway = await spawnFunctions(['gateway'], gatewayEnv);
 });

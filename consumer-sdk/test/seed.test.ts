@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import {
-  api, cloudEvent, createTenant, createTopic, produce, randomName, sleep, startPlatform, structuredMessage, waitFor, type TestPlatform,
+  api, cloudEvent, createTenant, createTopic, produce, randomName, routeEnv, sleep, startPlatform, structuredMessage,
+  waitFor, type TestPlatform,
 } from '../../test/support/helpers.ts';
 import { startCli } from './cli-process.ts';
 import { seedFromExport, type ExportManifest } from '../src/seed.ts';
@@ -24,9 +25,7 @@ const topic = randomName('sdk-seed');
 before(async () => {
   await createTopic(topic, 3);
   p = await startPlatform(['subscriptions', 'route', 'gateway', 'export'], {
-    PIONEER_SOURCE_TOPICS: topic,
-    PIONEER_ROUTE_GROUP: randomName('route'),
-    PIONEER_DEAD_LETTER_TOPIC: `${topic}.dlq`,
+    ...routeEnv(topic),
     PIONEER_EXPORT_DIR: mkdtempSync(join(tmpdir(), 'pioneer-exports-')),
   });
 });

@@ -15,8 +15,8 @@
 import type { Consumer, Kafka } from 'kafkajs';
 import { HttpError, MalformedRecordError } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
-import { keys, exportKeys, positionField } from '../../platform/redis/keys.ts';
-import { appendEventsArgs, type PioneerRedis } from '../../platform/redis/client.ts';
+import { exportKeys, positionField } from '../../platform/redis/keys.ts';
+import { appendEventsArgs, appendKeys, type PioneerRedis } from '../../platform/redis/client.ts';
 import { decodeKafkaRecord, headersToStrings } from '../../platform/events/kafka-binding.ts';
 import { sourceEventOf, type SourceDecoding } from '../../platform/events/route-decoding.ts';
 import { compileFilters } from '../../platform/filters/subscription-filter.ts';
@@ -209,13 +209,9 @@ export function createReplayer(opts: ReplayerOptions) {
     if (todo.size === 0) return;
     const matches = subscriptionMatcher(sub);
     const tenantId = sub.tenant_id;
-    const subKey = keys.subscription(tenantId, sub.id);
-    const stream = keys.stream(tenantId, sub.id);
-    const positions = keys.positions(tenantId, sub.id);
-    const progress = exportKeys.replayProgress(tenantId, sub.id, replay.id);
-    // a replay always knows its source positions; the seen-sets are named only because the script takes them
-    const seenNow = keys.seen(tenantId, sub.id, 0);
-    const seenPrev = keys.seen(tenantId, sub.id, -1);
+    // dedup against the replay's own progress; a replay always knows its source positions, so the seen-sets
+    // (hour 0) are named only because the script takes them
+    const scriptKeys = appendKeys(tenantId, sub.id, 0, exportKeys.replayProgress(tenantId, sub.id, replay.id));
     const maxLen = String(opts.maxLen);
     const groupId = `pioneer-replay-${replay.id}`;
     const consumer: Consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 200, retry: { retries: 8 } });
@@ -275,8 +271,7 @@ export function createReplayer(opts: ReplayerOptions) {
           }
           if (events.length > 0) {
             // dedup against the replay's own progress (a retried batch), trimmed marker in the subscription's positions
-            const keys = [subKey, stream, progress, positions, seenNow, seenPrev] as const;
-            const [added] = await redis.appendEvents(...appendEventsArgs(field, maxLen, retainFrom(), [{ keys, events }]));
+            const [added] = await redis.appendEvents(...appendEventsArgs(field, maxLen, retainFrom(), [{ keys: scriptKeys, events }]));
             if (added === -1) {
               fail(new Error('the subscription was deleted'));
               return;

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { commonSchema, env } from '../../platform/config/env.ts';
 import { defineFunction } from '../../platform/runtime/contract.ts';
 import { createApp } from '../../platform/http/app.ts';
-import { createRedis, scriptPipeline, redisReachable, appendEventsCalls, type StreamBatch } from '../../platform/redis/client.ts';
+import { createRedis, scriptPipeline, redisReachable, appendEventsCalls, appendKeys, type StreamBatch } from '../../platform/redis/client.ts';
 import { keys, positionField } from '../../platform/redis/keys.ts';
 import { createKafka, kafkaProbe, createProducer, ensureTopics, kafkaSecurity } from '../../platform/kafka/client.ts';
 import { createSubscriptionStore } from '../../platform/store/subscriptions.ts';
@@ -127,11 +127,7 @@ export default defineFunction({
           let subs = perTenant.get(t);
           if (!subs) perTenant.set(t, (subs = new Map()));
           let entry = subs.get(sub.id);
-          if (!entry) {
-            const id = sub.id;
-            const k = [keys.subscription(t, id), keys.stream(t, id), keys.positions(t, id), keys.positions(t, id), keys.seen(t, id, hour), keys.seen(t, id, hour - 1)] as const;
-            subs.set(id, (entry = { keys: k, events: [] }));
-          }
+          if (!entry) subs.set(sub.id, (entry = { keys: appendKeys(t, sub.id, hour), events: [] }));
           entry.events.push(offset ?? '', dedupId, event.type, json);
         }
       }

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis, type RedisOptions } from 'ioredis';
+import { keys } from './keys.ts';
 
 export type { Redis };
 
@@ -46,6 +47,17 @@ export interface PioneerRedis extends Redis {
 export interface StreamBatch {
   keys: readonly [subscription: string, stream: string, dedup: string, trimmed: string, seenNow: string, seenPrev: string];
   events: string[];
+}
+
+/**
+ * A subscription's six keys for appendEvents: its record, stream, the dedup hash (its positions, or a replay's
+ * progress), its positions (for the trimmed marker) and the seen-sets of `hour` and the hour before.
+ */
+export function appendKeys(tenantId: string, subId: string, hour: number, dedup = keys.positions(tenantId, subId)): StreamBatch['keys'] {
+  return [
+    keys.subscription(tenantId, subId), keys.stream(tenantId, subId), dedup, keys.positions(tenantId, subId),
+    keys.seen(tenantId, subId, hour), keys.seen(tenantId, subId, hour - 1),
+  ];
 }
 
 /** The arguments of one appendEvents call: the batches of one tenant's subscriptions from one source batch. */

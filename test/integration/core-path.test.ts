@@ -1,7 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  api, cloudEvent, createTenant, createTopic, produce, randomName, readSse, startPlatform, structuredMessage, waitFor, type TestPlatform,
+  api, cloudEvent, createTenant, createTopic, produce, randomName, readSse, routeEnv, startPlatform,
+  structuredMessage, waitFor, type TestPlatform,
 } from '../support/helpers.ts';
 
 let p: TestPlatform;
@@ -9,11 +10,7 @@ const topic = randomName('events');
 
 before(async () => {
   await createTopic(topic, 4);
-  p = await startPlatform(['subscriptions', 'route', 'gateway'], {
-    PIONEER_SOURCE_TOPICS: topic,
-    PIONEER_ROUTE_GROUP: randomName('route'),
-    PIONEER_DEAD_LETTER_TOPIC: `${topic}.dlq`,
-  });
+  p = await startPlatform(['subscriptions', 'route', 'gateway'], routeEnv(topic));
 });
 after(async () => p?.stop());
 

@@ -1,6 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cloudEvent, createTopic, produce, randomName, sleep, startPlatform, structuredMessage, type TestPlatform } from '../support/helpers.ts';
+import {
+  cloudEvent, createTopic, produce, randomName, routeEnv, sleep, startPlatform, structuredMessage, type TestPlatform,
+} from '../support/helpers.ts';
 import { deliverEnv, ownRedis, startReceiver, subscribe, waitForAll, type Receiver } from './deliver-receiver.ts';
 
 let p: TestPlatform;
@@ -12,9 +14,7 @@ before(async () => {
   await createTopic(topic, 4);
   p = await startPlatform(['subscriptions', 'route', 'deliver'], {
     PIONEER_REDIS_URL: redis.url,
-    PIONEER_SOURCE_TOPICS: topic,
-    PIONEER_ROUTE_GROUP: randomName('route'),
-    PIONEER_DEAD_LETTER_TOPIC: `${topic}.dlq`,
+    ...routeEnv(topic),
     // the failing endpoint hangs each attempt for the whole timeout
     ...deliverEnv({ PIONEER_DELIVER_TIMEOUT_MS: '3000', PIONEER_DELIVER_RETRY_SCHEDULE: '0,100ms,100ms,100ms,100ms,100ms,100ms,100ms' }),
   });

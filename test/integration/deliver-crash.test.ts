@@ -1,8 +1,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  api, cloudEvent, createTopic, killProcess, ownService, produce, randomName, sleep, spawnFunctions, startPlatform, structuredMessage, waitFor,
-  type TestPlatform,
+  api, cloudEvent, createTopic, killProcess, ownService, produce, randomName, routeEnv, sleep, spawnFunctions,
+  startPlatform, structuredMessage, waitFor, type TestPlatform,
 } from '../support/helpers.ts';
 import { deliverEnv, ownRedis, startReceiver, subscribe, waitForAll, type Receiver } from './deliver-receiver.ts';
 
@@ -24,9 +24,7 @@ test('kill -9 of deliver in the middle of an attempt: another instance repeats i
   cleanups.push(() => redis.stop());
   const p: TestPlatform = await startPlatform(['subscriptions', 'route'], {
     PIONEER_REDIS_URL: redis.url,
-    PIONEER_SOURCE_TOPICS: topic,
-    PIONEER_ROUTE_GROUP: randomName('route'),
-    PIONEER_DEAD_LETTER_TOPIC: `${topic}.dlq`,
+    ...routeEnv(topic),
     ...deliverEnv({ PIONEER_DELIVER_TIMEOUT_MS: '60000' }),
   });
   cleanups.push(() => p.stop());
@@ -76,9 +74,7 @@ test('kill -9 of redis-server while delivering: every event arrives, in order, a
   await createTopic(topic, 2);
   const p = await startPlatform(['subscriptions', 'route', 'deliver'], {
     PIONEER_REDIS_URL: redisUrl,
-    PIONEER_SOURCE_TOPICS: topic,
-    PIONEER_ROUTE_GROUP: randomName('route'),
-    PIONEER_DEAD_LETTER_TOPIC: `${topic}.dlq`,
+    ...routeEnv(topic),
     ...deliverEnv(),
   });
   cleanups.push(() => p.stop());
@@ -119,9 +115,7 @@ test('a retry timer survives kill -9 of deliver: the next attempt keeps to the t
   cleanups.push(() => redis.stop());
   const p: TestPlatform = await startPlatform(['subscriptions', 'route'], {
     PIONEER_REDIS_URL: redis.url,
-    PIONEER_SOURCE_TOPICS: topic,
-    PIONEER_ROUTE_GROUP: randomName('route'),
-    PIONEER_DEAD_LETTER_TOPIC: `${topic}.dlq`,
+    ...routeEnv(topic),
     ...deliverEnv(),
   });
   cleanups.push(() => p.stop());

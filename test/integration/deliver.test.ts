@@ -1,7 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  api, cloudEvent, createTenant, createTopic, produce, randomName, sleep, startPlatform, structuredMessage, waitFor, type TestPlatform,
+  api, cloudEvent, createTenant, createTopic, produce, randomName, routeEnv, sleep, startPlatform, structuredMessage,
+  waitFor, type TestPlatform,
 } from '../support/helpers.ts';
 import { deliverEnv, ownRedis, startReceiver, subscribe, waitForAll, type Receiver } from './deliver-receiver.ts';
 
@@ -14,9 +15,7 @@ before(async () => {
   await createTopic(topic, 2);
   p = await startPlatform(['subscriptions', 'route', 'deliver'], {
     PIONEER_REDIS_URL: redis.url,
-    PIONEER_SOURCE_TOPICS: topic,
-    PIONEER_ROUTE_GROUP: randomName('route'),
-    PIONEER_DEAD_LETTER_TOPIC: `${topic}.dlq`,
+    ...routeEnv(topic),
     ...deliverEnv(),
   });
 });

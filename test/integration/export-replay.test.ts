@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import {
-  api, cloudEvent, createTenant, createTopic, produce, randomName, redisClient, sleep, startPlatform, structuredMessage, waitFor, type TestPlatform,
+  api, cloudEvent, createTenant, createTopic, produce, randomName, redisClient, routeEnv, sleep, startPlatform,
+  structuredMessage, waitFor, type TestPlatform,
 } from '../support/helpers.ts';
 import { exportKeys } from '../../platform/redis/keys.ts';
 import { newId } from '../../platform/ids.ts';
@@ -22,9 +23,7 @@ const topic = randomName('events');
 before(async () => {
   await createTopic(topic, 4);
   p = await startPlatform(['subscriptions', 'route', 'gateway', 'export'], {
-    PIONEER_SOURCE_TOPICS: topic,
-    PIONEER_ROUTE_GROUP: randomName('route'),
-    PIONEER_DEAD_LETTER_TOPIC: `${topic}.dlq`,
+    ...routeEnv(topic),
     PIONEER_EXPORT_DIR: mkdtempSync(join(tmpdir(), 'pioneer-exports-')),
   });
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRedis, appendEventsArgs } from '../../platform/redis/client.ts';
+import { createRedis, appendEventsArgs, appendKeys } from '../../platform/redis/client.ts';
 import { keys } from '../../platform/redis/keys.ts';
 import { createTopic, deps, kafkaClient, produce, randomName, redisClient, waitFor } from '../support/helpers.ts';
 
@@ -46,7 +46,7 @@ test('one append call carries several subscriptions of a tenant: each appends on
   const redis = createRedis(deps().redisUrl, { name: 'test-append' });
   const t = randomName('ten');
   const [live, gone] = ['sub_live', 'sub_gone'];
-  const keysOf = (id: string) => [keys.subscription(t, id), keys.stream(t, id), keys.positions(t, id), keys.positions(t, id), keys.seen(t, id, 1), keys.seen(t, id, 0)] as const;
+  const keysOf = (id: string) => appendKeys(t, id, 1);
   await redis.set(keys.subscription(t, live), '{}'); // sub_gone has no record: deleted
   const events = (offsets: number[]) => offsets.flatMap((o) => [String(o), `/src e${o}`, 'demo', JSON.stringify({ id: `e${o}` })]);
   const call = (offsets: number[]) =>

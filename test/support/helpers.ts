@@ -106,6 +106,11 @@ export async function startPlatform(names: string[], overrides: Record<string, s
   return { host, env, adminKey: env['PIONEER_ADMIN_KEY']!, url: (n) => host.url(n), stop: () => host.stop() };
 }
 
+/** The route's variables for a test's own source topic: a fresh consumer group and a dead-letter topic beside it. */
+export function routeEnv(topic: string): Record<string, string> {
+  return { PIONEER_SOURCE_TOPICS: topic, PIONEER_ROUTE_GROUP: randomName('route'), PIONEER_DEAD_LETTER_TOPIC: `${topic}.dlq` };
+}
+
 /** Hosts `names` in a child process (so a test can kill -9 it); resolves once every function listens. */
 export async function spawnFunctions(names: string[], env: Record<string, string>): Promise<{ child: ChildProcess; urls: Record<string, string>; output: () => string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'adapters/local/main.ts'), ...names], {
