@@ -1,5 +1,5 @@
 # The two commands a new user needs: `make run` (the whole platform locally, with a demo) and `make test`.
-.PHONY: run test deps kafka-fetch bench typecheck clean
+.PHONY: run test deps kafka-fetch bench typecheck clean consumer-binary
 
 deps:
 	bash scripts/install-system.sh
@@ -17,6 +17,11 @@ bench: deps
 
 typecheck:
 	npx tsc -p tsconfig.json --noEmit
+
+# pioneer-consumer as one executable for linux-x64 that needs no Node.js where it runs (consumer-sdk/README.md)
+consumer-binary:
+	[ -d node_modules ] && [ ! package-lock.json -nt node_modules/.package-lock.json ] || npm ci --no-audit --no-fund
+	bash consumer-sdk/scripts/build-binary.sh consumer-sdk/dist-bin
 
 clean:
 	-bash scripts/kafka.sh stop .run/dev/kafka

@@ -162,22 +162,22 @@ export async function appendScript(
       for (let k = i; k < Math.min(streams, i + 500); k++) p.set(key(k, 'sub'), '{}');
       await p.exec();
     }
-    const retainFrom = String(Date.now() - 72 * 3600_000);
+    const target = { field: 'bench/0', maxLen: 5_000_000, hotFromMs: Date.now() - 72 * 3600_000, resumableFromMs: Date.now() - 168 * 3600_000 };
     const start = performance.now();
     for (let i = 0; i < count; i += pipeline) {
       const p = scriptPipeline(redis);
       for (let j = i; j < Math.min(count, i + pipeline); j++) {
         const e = entries[j % entries.length]!;
         const s = j % streams;
-        const keys = [key(s, 'sub'), key(s, 'stream'), key(s, 'pos'), key(s, 'pos'), key(s, 'seen1'), key(s, 'seen0')] as const;
-        p.appendEvents(...appendEventsArgs('bench/0', '5000000', retainFrom, [{ keys, events: [String(j), '', e.type, e.event] }]));
+        const keys = [key(s, 'sub'), key(s, 'stream'), key(s, 'pos'), key(s, 'pos'), key(s, 'seen1'), key(s, 'seen0'), key(s, 'marks'), key(s, 'dead')] as const;
+        p.appendEvents(...appendEventsArgs(target, [{ keys, spec: 'bench', replay: '', events: [String(j), '', e.type, e.event, ''] }]));
       }
       const res = await p.exec();
       for (const [err] of res ?? []) if (err) throw err;
     }
     const result = rate(count, performance.now() - start);
     for (let i = 0; i < streams; i += 200) {
-      const names = Array.from({ length: Math.min(200, streams - i) }, (_, k) => ['sub', 'stream', 'pos'].map((w) => key(i + k, w))).flat();
+      const names = Array.from({ length: Math.min(200, streams - i) }, (_, k) => ['sub', 'stream', 'pos', 'marks'].map((w) => key(i + k, w))).flat();
       await redis.del(...names);
     }
     return result;

@@ -24,7 +24,8 @@ import { generateApiKey } from '../platform/auth/api-keys.ts';
 import { spawn } from 'node:child_process';
 
 const cfg = loadConfig(
-  commonSchema.pick({ PIONEER_KAFKA_BROKERS: true, PIONEER_REDIS_URL: true }).extend({
+  commonSchema.pick({ PIONEER_KAFKA_BROKERS: true }).extend({
+    PIONEER_REDIS_URL: env.url(['redis', 'rediss']),
     BENCH_SECONDS: env.int(1, 600).default(8),
     BENCH_CONCURRENCY: env.int(1, 256).default(8),
     BENCH_DATA_BYTES: env.int(16, 65536).default(200),
@@ -102,6 +103,8 @@ async function main() {
       PIONEER_KAFKA_BROKERS: cfg.PIONEER_KAFKA_BROKERS.join(','),
       PIONEER_REDIS_URL: cfg.PIONEER_REDIS_URL,
       PIONEER_ADMIN_KEY: adminKey,
+      // the subscriptions function seals webhook secrets (none in these runs, but the key is required)
+      PIONEER_SECRET_KEYS: `bench:${randomBytes(32).toString('base64')}`,
       PIONEER_LOG_LEVEL: 'warn',
       PIONEER_SUBSCRIPTIONS_PORT: '0',
       PIONEER_INGEST_PORT: '0',

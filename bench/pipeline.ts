@@ -34,15 +34,17 @@ import { createGenerator, produceAtRate, produceCount } from './generator.ts';
 import { matcherOf, subscriptionsOf, type SubscriptionSpec } from './subscription-mix.ts';
 import { appendScript, benchProducer, rawConsume, rawProduce, rawRedis, type Rate, type RedisBaseline } from './baselines.ts';
 import {
-  consumerNodeOptions, ROOT, buildConsumerCli, imageNodeOptions, buildFunctions, cpuSecondsOf, mainProfile, createMemorySampler, scrapeCounters, startConsumer, startFunction, stopProcess, type Managed,
+  benchPlatformEnv, consumerNodeOptions, ROOT, buildConsumerCli, imageNodeOptions, buildFunctions, cpuSecondsOf, mainProfile, createMemorySampler, scrapeCounters, startConsumer, startFunction, stopProcess, type Managed,
 } from './processes.ts';
 import { createDeliveryTail } from './delivery-tail.ts';
 import { latencyChart } from './chart.ts';
 import { summariseFile, type SelfTime } from './profile-summary.ts';
+import { say, sleep, percentile } from './common.ts';
 
 const quick = process.argv.includes('--quick');
 const cfg = loadConfig(
-  commonSchema.pick({ PIONEER_KAFKA_BROKERS: true, PIONEER_REDIS_URL: true }).extend({
+  commonSchema.pick({ PIONEER_KAFKA_BROKERS: true }).extend({
+    PIONEER_REDIS_URL: env.url(['redis', 'rediss']),
     BENCH_TENANTS: env.int(1, 10000).default(100),
     BENCH_PARTITIONS: env.int(1, 64).default(4),
     BENCH_CONSUMERS: env.int(1, 10).default(4),
@@ -71,8 +73,6 @@ const tag = randomBytes(3).toString('hex');
 const sourceTopic = `bench-source-${tag}`;
 const rawTopic = `bench-raw-${tag}`;
 const P99_TARGET_MS = 1000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
 interface Sampled {
   tenantIndex: number;
@@ -109,10 +109,6 @@ export interface PhaseResult {
   cpu_percent: Record<string, number>;
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 async function usedMemory(redis: Redis): Promise<number> {
   return Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);
@@ -217,10 +213,7 @@ async function main() {
     // ---- 2. platform, tenants, subscriptions
     const adminKey = generateApiKey();
     const fnEnv: Record<string, string> = {
-      PIONEER_KAFKA_BROKERS: cfg.PIONEER_KAFKA_BROKERS.join(','),
-      PIONEER_REDIS_URL: cfg.PIONEER_REDIS_URL,
-      PIONEER_ADMIN_KEY: adminKey,
-      PIONEER_LOG_LEVEL: 'warn',
+      ...benchPlatformEnv(cfg, adminKey),
       PIONEER_SOURCE_TOPICS: sourceTopic,
       PIONEER_ROUTE_GROUP: `bench-route-${tag}`,
       PIONEER_DEAD_LETTER_TOPIC: `bench-dead-${tag}`,

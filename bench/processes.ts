@@ -8,8 +8,28 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * The variables every benchmarked function needs: where Kafka and Redis are, the admin key, and a fresh key to
+ * seal webhook secrets with (required by the functions, though the benchmarks register no webhooks).
+ */
+export function benchPlatformEnv(
+  cfg: { PIONEER_KAFKA_BROKERS: string[]; PIONEER_REDIS_URL?: string; PIONEER_REDIS_CLUSTER_NODES?: string[] },
+  adminKey: string,
+): Record<string, string> {
+  return {
+    PIONEER_KAFKA_BROKERS: cfg.PIONEER_KAFKA_BROKERS.join(','),
+    ...(cfg.PIONEER_REDIS_CLUSTER_NODES
+      ? { PIONEER_REDIS_CLUSTER_NODES: cfg.PIONEER_REDIS_CLUSTER_NODES.join(',') }
+      : { PIONEER_REDIS_URL: cfg.PIONEER_REDIS_URL ?? '' }),
+    PIONEER_ADMIN_KEY: adminKey,
+    PIONEER_SECRET_KEYS: `bench:${randomBytes(32).toString('base64')}`,
+    PIONEER_LOG_LEVEL: 'warn',
+  };
+}
 
 export interface Managed {
   name: string;

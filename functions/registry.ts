@@ -6,6 +6,7 @@ import gateway from './gateway/index.ts';
 import ingest from './ingest/index.ts';
 import deliver from './deliver/index.ts';
 import exportFn from './export/index.ts';
+import insights from './insights/index.ts';
 
 export const FUNCTIONS: Record<string, FunctionDefinition> = {
   subscriptions: subscriptions as unknown as FunctionDefinition,
@@ -14,6 +15,7 @@ export const FUNCTIONS: Record<string, FunctionDefinition> = {
   ingest: ingest as unknown as FunctionDefinition,
   deliver: deliver as unknown as FunctionDefinition,
   export: exportFn as unknown as FunctionDefinition,
+  insights: insights as unknown as FunctionDefinition,
 };
 
 export function functionsNamed(names: string[]): FunctionDefinition[] {

@@ -6,6 +6,10 @@
 #   scripts/bench.sh --quick    a short smoke run (about 2 minutes)
 #   BENCH_PROFILE=1             also CPU-profile the route and the gateway (bench/results/profiles/)
 #   BENCH_RATES, BENCH_PHASE_SECONDS, BENCH_BURST_EVENTS, ...   see the top of bench/pipeline.ts
+#   scripts/bench.sh --sse      2,000 SSE readers on one gateway (bench/sse-readers.ts)
+#   scripts/bench.sh --cluster  the single pair against a Redis Cluster and three brokers (bench/cluster.ts)
+#   scripts/bench.sh --cold     reads older than the hot window against a raw consume, and the tiers' memory (bench/cold-read.ts)
+#   scripts/bench.sh --insights the insights function against a raw consume, a 90-day series' latency, bytes per campaign-day (bench/insights.ts)
 #   KAFKA_HEAP                  the broker's heap (default here 1g)
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,6 +26,8 @@ mkdir -p "$RUN"
 cleanup() {
   bash scripts/kafka.sh stop "$RUN/kafka" >/dev/null 2>&1
   bash scripts/redis.sh stop "$RUN/redis" >/dev/null 2>&1
+  [ -d "$RUN/kafka-cluster" ] && bash scripts/kafka.sh stop "$RUN/kafka-cluster" >/dev/null 2>&1
+  [ -d "$RUN/redis-cluster" ] && bash scripts/redis.sh stop "$RUN/redis-cluster" >/dev/null 2>&1
   rm -rf "$RUN"
 }
 trap cleanup EXIT
@@ -36,4 +42,16 @@ BENCH_KAFKA_PID=$(cat "$RUN/kafka/kafka.pid")
 BENCH_REDIS_PID=$(cat "$RUN/redis/redis.pid")
 echo "bench: Kafka at $PIONEER_KAFKA_BROKERS, Redis at $PIONEER_REDIS_URL" >&2
 
+[ "${1:-}" = --sse ] && { shift; node --import tsx bench/sse-readers.ts "$@"; exit; }
+[ "${1:-}" = --cold ] && { shift; node --import tsx bench/cold-read.ts "$@"; exit; }   # the cold tier (docs/benchmarks.md)   # 2,000 SSE readers on one gateway (docs/benchmarks.md)
+[ "${1:-}" = --insights ] && { shift; node --import tsx bench/insights.ts "$@"; exit; }   # insights throughput, series latency, bytes per campaign-day (docs/benchmarks.md)
+if [ "${1:-}" = --cluster ]; then
+  shift
+  echo "bench: starting a Redis Cluster and three Kafka brokers in $RUN" >&2
+  BENCH_CLUSTER_NODES=$(bash scripts/redis.sh start-cluster "$RUN/redis-cluster") || exit 1
+  BENCH_CLUSTER_BROKERS=$(bash scripts/kafka.sh start-cluster "$RUN/kafka-cluster") || exit 1
+  BENCH_SINGLE_REDIS_URL=$PIONEER_REDIS_URL BENCH_SINGLE_BROKERS=$PIONEER_KAFKA_BROKERS \
+    BENCH_CLUSTER_NODES=$BENCH_CLUSTER_NODES BENCH_CLUSTER_BROKERS=$BENCH_CLUSTER_BROKERS node --import tsx bench/cluster.ts "$@"
+  exit
+fi
 node --import tsx bench/pipeline.ts "$@"

@@ -32,6 +32,12 @@ function describeSchema(schema: z.ZodType): { required: boolean; def: string; ty
   };
 }
 
+/** Variables of which one must be set (createRedis refuses to start without either). */
+const EITHER: Record<string, string> = {
+  PIONEER_REDIS_URL: 'PIONEER_REDIS_CLUSTER_NODES',
+  PIONEER_REDIS_CLUSTER_NODES: 'PIONEER_REDIS_URL',
+};
+
 export function configurationDoc(): string {
   const rows = new Map<string, Row>();
   const add = (owner: string, shape: Record<string, z.ZodType>) => {
@@ -61,7 +67,7 @@ export function configurationDoc(): string {
     '| --- | --- | --- | --- | --- |',
   ];
   for (const r of [...rows.values()].sort((a, b) => a.name.localeCompare(b.name)))
-    lines.push(`| \`${r.name}\` | ${[...r.users].sort().join(', ')} | ${r.required ? 'yes' : ''} | ${r.def} | ${r.type} |`);
+    lines.push(`| \`${r.name}\` | ${[...r.users].sort().join(', ')} | ${r.required ? 'yes' : EITHER[r.name] ? `yes, or \`${EITHER[r.name]}\`` : ''} | ${r.def} | ${r.type} |`);
   return lines.join('\n') + '\n';
 }
 

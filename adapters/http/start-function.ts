@@ -9,22 +9,24 @@ import { createMetrics } from '../../platform/telemetry/metrics.ts';
 import type { PioneerFunction } from '../../platform/runtime/contract.ts';
 import { FUNCTIONS, functionsNamed } from '../../functions/registry.ts';
 import { mountTrigger } from './serve-trigger.ts';
-import { shutdownSchema } from './serving.ts';
+import { checkHttpTimeouts, httpServerSchema, shutdownSchema } from './serving.ts';
 
-/** The container host's own variables (adapters/knative/server.ts): which function, which port. */
+/** The container host's own variables (adapters/knative/server.ts): which function, which port, its HTTP timeouts. */
 export const containerHostSchema = z
   .object({
     PIONEER_FUNCTION: z.enum(Object.keys(FUNCTIONS) as [string, ...string[]]),
     PORT: env.port().default(8080),
   })
-  .extend(shutdownSchema.shape);
+  .extend(shutdownSchema.shape)
+  .extend(httpServerSchema.shape)
+  .superRefine(checkHttpTimeouts);
 
 export async function startFunction(name: string, env: Record<string, string | undefined> = process.env): Promise<PioneerFunction> {
   const [def] = functionsNamed([name]);
   const { PIONEER_LOG_LEVEL } = loadConfig(commonSchema.pick({ PIONEER_LOG_LEVEL: true }), env);
   const config = loadConfig(def!.config, env);
   const log = createLogger({ level: PIONEER_LOG_LEVEL }).child({ function: name });
-  const fn = await def!.create(config, { log, metrics: createMetrics() });
+  const fn = await def!.create(config, { log, metrics: createMetrics(name) });
   mountTrigger(fn);
   return fn;
 }

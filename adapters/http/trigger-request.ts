@@ -3,11 +3,13 @@
  * Kafka-triggered function handles. A KafkaSource forwards records that are CloudEvents as they are; other
  * records arrive wrapped as `dev.knative.kafka.event` (id `partition:<p>/offset:<o>`, source ending `#<topic>`,
  * data = the record value, extension `key`): those are unwrapped back into the record, so both hosts hand the
- * function exactly what the local host would.
+ * function exactly what the local host would. The kafka-connector posts one record per request with its
+ * position in `X-Topic`, `X-Kafka-Partition` and `X-Kafka-Offset`: the event gets that position.
+ * Every batch is marked not seekable: an HTTP trigger delivers one record per request and cannot rewind.
  */
 import type { CloudEventJson } from '../../platform/events/cloudevent.ts';
 import { decodeKafkaRecord } from '../../platform/events/kafka-binding.ts';
-import type { EventBatch, InboundEvent } from '../../platform/events/inbound.ts';
+import type { EventBatch, InboundEvent, SourcePosition } from '../../platform/events/inbound.ts';
 
 export const KNATIVE_KAFKA_EVENT = 'dev.knative.kafka.event';
 
@@ -21,9 +23,21 @@ function unwrapKnativeRecord(event: CloudEventJson): InboundEvent {
   return decodeKafkaRecord({ key, value, headers: {} }, m ? { topic, partition: Number(m[1]), offset: m[2]! } : undefined);
 }
 
-/** The batch for the events of one trigger request. */
-export function batchFromTriggerEvents(events: CloudEventJson[]): EventBatch {
-  const inbound = events.map((event) => (event.type === KNATIVE_KAFKA_EVENT ? unwrapKnativeRecord(event) : { event }));
+/** The record's position from the kafka-connector's headers (lower-case names), when all three are there. */
+function connectorPosition(headers: Record<string, string>): SourcePosition | undefined {
+  const topic = headers['x-topic'];
+  const partition = headers['x-kafka-partition'];
+  const offset = headers['x-kafka-offset'];
+  if (!topic || !partition || !offset || !/^\d+$/.test(partition) || !/^\d+$/.test(offset)) return undefined;
+  return { topic, partition: Number(partition), offset };
+}
+
+/** The batch for the events of one trigger request (`headers`: the request's, lower-case names). */
+export function batchFromTriggerEvents(events: CloudEventJson[], headers: Record<string, string> = {}): EventBatch {
+  const connector = events.length === 1 ? connectorPosition(headers) : undefined;
+  const inbound = events.map((event): InboundEvent =>
+    event.type === KNATIVE_KAFKA_EVENT ? unwrapKnativeRecord(event) : connector ? { event, position: connector } : { event },
+  );
   const pos = inbound[0]?.position;
-  return { topic: pos?.topic ?? 'http', partition: pos?.partition ?? 0, events: inbound };
+  return { topic: pos?.topic ?? 'http', partition: pos?.partition ?? 0, events: inbound, seekable: false };
 }

@@ -3,18 +3,15 @@
  * function takes the CloudEvents its KafkaSource posts (`ordering: ordered`) on `POST /`.
  * Usage: PIONEER_FUNCTION=route node dist/adapters/knative/server.js   (or the function name as argument)
  */
-import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
 import { ConfigError, loadConfig } from '../../platform/config/env.ts';
 import { containerHostSchema, startFunction } from '../http/start-function.ts';
-import { stopServing } from '../http/serving.ts';
+import { serveHttp, stopServing } from '../http/serving.ts';
 
 async function main(): Promise<void> {
   const cfg = loadConfig(containerHostSchema, { ...process.env, PIONEER_FUNCTION: process.argv[2] ?? process.env['PIONEER_FUNCTION'] });
   const fn = await startFunction(cfg.PIONEER_FUNCTION);
-  const server = serve({ fetch: fn.app.fetch, port: cfg.PORT }, (info: AddressInfo) => {
-    process.stdout.write(`pioneer: ${fn.name} listening on http://0.0.0.0:${info.port}\n`);
-  });
+  const { server, port } = await serveHttp(fn.app.fetch, { port: cfg.PORT, cfg });
+  process.stdout.write(`pioneer: ${fn.name} listening on http://0.0.0.0:${port}\n`);
   let stopping = false;
   const stop = () => {
     if (stopping) return;

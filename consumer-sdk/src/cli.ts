@@ -6,9 +6,11 @@
  *   pioneer-consumer status [--config file.json] [--dir …] [--json]
  *   pioneer-consumer seed   --file export.ndjson.gz [--manifest manifest.json] [--dir …] [--subscription …]
  *
- * Logs are JSON lines on stderr. Exit status: 0 after a graceful stop (SIGTERM/SIGINT: the batch in hand is
- * finished and checkpointed), 2 bad configuration, 3 key refused, 4 subscription unknown or deleted,
- * 5 cursor expired, 6 seed refused (file and manifest disagree, or the checkpoint is ahead), 1 anything else. A second signal exits at once (130); nothing is lost either way.
+ * Logs are JSON lines on stderr; on a terminal, `seed` and `run` also draw a progress line there (PIONEER_PROGRESS:
+ * auto, always, never). Exit status: 0 after a graceful stop (SIGTERM/SIGINT: the batch in hand is finished and
+ * checkpointed), 2 bad configuration (a URL that is not the gateway too), 3 key refused, 4 subscription unknown
+ * or deleted, 5 cursor expired, 6 seed refused (file and manifest disagree, or the checkpoint is ahead),
+ * 1 anything else. A second signal exits at once (130); nothing is lost either way.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,7 +21,9 @@ import { Consumer } from './consumer.ts';
 import { FileSink } from './file-sink.ts';
 import { lockDirectory } from './dir-lock.ts';
 import { CHECKPOINT_FILE, formatStatus, readStatus } from './status.ts';
-import { seedFromExport } from './seed.ts';
+import { seedFromExport, type SeedProgress } from './seed.ts';
+import { parseProgressMode, startTerminalProgress, type TerminalProgress } from './terminal-progress.ts';
+import { runProgressLine, seedProgressLine } from './progress-lines.ts';
 
 const HELP = `pioneer-consumer — pull a Pioneer subscription into NDJSON files
 
@@ -32,13 +36,15 @@ usage:
 
 settings (flag, variable, key in the --config JSON file):
 ${SETTINGS.map((s) => `  ${(s.flag ?? '').padEnd(24)}${s.env.padEnd(32)}${s.key}`).join('\n')}
+  ${''.padEnd(24)}${'PIONEER_PROGRESS'.padEnd(32)}progress line on stderr: auto (on a terminal), always, never
 
-exit status: 0 graceful stop, 2 bad configuration, 3 key refused, 4 subscription unknown or deleted,
-5 cursor expired, 6 seed refused, 1 other errors
+exit status: 0 graceful stop, 2 bad configuration (also a URL that is not the gateway), 3 key refused,
+4 subscription unknown or deleted, 5 cursor expired, 6 seed refused, 1 other errors
 `;
 
 async function main(argv: string[]): Promise<number> {
   let log: Logger = createLogger({ level: 'info' });
+  let progress: TerminalProgress | null = null;
   try {
     const { command, flags } = parseArgs(argv);
     if (flags.has('--help') || command === 'help' || command === undefined) {
@@ -48,12 +54,18 @@ async function main(argv: string[]): Promise<number> {
     if (command !== 'run' && command !== 'status' && command !== 'seed') throw new ConsumerError('bad_config', `unknown command "${command}" (run, status or seed)`);
     if (command !== 'seed' && (flags.has('--file') || flags.has('--manifest'))) throw new ConsumerError('bad_config', '--file and --manifest are flags of seed');
     const cfg = loadConfig({ command, flags });
-    log = createLogger({ level: cfg.logLevel });
     if (command === 'status') {
+      log = createLogger({ level: cfg.logLevel });
       const s = await readStatus({ dir: cfg.dir, filePrefix: cfg.filePrefix, ...(cfg.url && cfg.apiKey ? { server: { url: cfg.url, apiKey: cfg.apiKey } } : {}) });
       process.stdout.write(flags.has('--json') ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
       return 0;
     }
+    // how the terminal shows progress is no setting of the consumer's: read here, like NO_COLOR
+    const mode = parseProgressMode(process.env['PIONEER_PROGRESS']);
+    let render = () => '';
+    const line = startTerminalProgress({ stream: process.stderr, mode, render: () => render() });
+    progress = line;
+    log = createLogger({ level: cfg.logLevel, write: (text) => void line.log(text) });
 
     await mkdir(cfg.dir, { recursive: true });
     if (command === 'seed') {
@@ -62,10 +74,14 @@ async function main(argv: string[]): Promise<number> {
       const seedLock = await lockDirectory(cfg.dir);
       try {
         const manifest = flags.get('--manifest');
+        let seeded: SeedProgress | null = null;
+        render = seedProgressLine(() => seeded);
         const r = await seedFromExport({
           file, dir: cfg.dir, filePrefix: cfg.filePrefix, subscription: cfg.subscription, recentIdsWindow: cfg.recentIdsWindow, log,
           ...(manifest ? { manifest } : {}),
+          onProgress: (p) => (seeded = p),
         });
+        line.stop();
         process.stdout.write(JSON.stringify({ subscription: r.subscription, written: r.written, skipped: r.skipped, checkpoint: r.endCursor }) + '\n');
         return 0;
       } finally {
@@ -91,10 +107,12 @@ async function main(argv: string[]): Promise<number> {
         handlerBackoff: backoff,
         log,
       });
+      render = runProgressLine(() => consumer.status());
       let signals = 0;
       const onSignal = (signal: NodeJS.Signals) => {
         signals++;
         if (signals > 1) {
+          line.stop();
           log.warn('second signal: exiting now; the checkpoint is where the last finished batch left it', { signal });
           process.exit(130);
         }
@@ -104,6 +122,7 @@ async function main(argv: string[]): Promise<number> {
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
       await consumer.run();
+      line.stop();
       const s = consumer.status();
       log.info('stopped gracefully', { cursor: s.cursor, handled: s.handled });
       return 0;
@@ -111,6 +130,7 @@ async function main(argv: string[]): Promise<number> {
       await lock.release();
     }
   } catch (err) {
+    progress?.stop({ keep: false });
     const code = exitCodeOf(err);
     if (err instanceof ConsumerError) log.error(err.message, { code: err.code, exit_status: code });
     else log.error(`unexpected error: ${(err as Error)?.stack ?? String(err)}`, { exit_status: code });

@@ -9,7 +9,8 @@
  * Reconnects with exponential backoff and jitter after network errors, 5xx and 429 (honouring Retry-After),
  * after the server closed the stream, and when no byte arrived for `missedHeartbeats` heartbeats. Ends with a
  * ConsumerError for what retrying cannot fix: a refused key (401/403), an unknown or deleted subscription
- * (404, or the `pioneer.subscription.deleted` event), an expired cursor (410 `cursor_expired`), a bad request.
+ * (the gateway's 404, or the `pioneer.subscription.deleted` event), a URL that is not the gateway (any other
+ * 404), an expired cursor (410 `cursor_expired`), a bad request.
  */
 import { ConsumerError } from './errors.ts';
 import { compareCursors, cursorTime, isCursor } from './cursor.ts';
@@ -248,7 +249,7 @@ export class Consumer {
     } finally {
       clearTimeout(connectTimer);
     }
-    if (res.status !== 200) throw await httpError(res, this.opts.subscription, cursor);
+    if (res.status !== 200) throw await httpError(res, this.opts.subscription, cursor, url);
     const type = res.headers.get('content-type') ?? '';
     if (!type.includes('text/event-stream') || !res.body) {
       await res.body?.cancel().catch(() => {});
@@ -449,8 +450,20 @@ export class Consumer {
   }
 }
 
-/** The terminal or retriable error for a non-200 answer, with the server's own words. */
-export async function httpError(res: Response, subscription: string, cursor: string | null): Promise<ConsumerError> {
+/**
+ * The gateway's own 404 for the stream of a subscription the key's tenant does not have: problem+json with
+ * `code` not_found and the title "subscription not found". Every other 404 (a Pioneer function without this
+ * route answers not_found "no route for GET …"; another server answers what it likes) means the URL is wrong.
+ */
+function isSubscriptionNotFound(problem: Record<string, unknown> | undefined, contentType: string): boolean {
+  return /json/i.test(contentType) && problem?.['code'] === 'not_found' && /\bsubscription\b.*\bnot found\b/i.test(String(problem['title'] ?? ''));
+}
+
+/**
+ * The terminal or retriable error for a non-200 answer to `url` (default: the response's own URL), with the
+ * server's own words.
+ */
+export async function httpError(res: Response, subscription: string, cursor: string | null, url: string = res.url): Promise<ConsumerError> {
   let problem: Record<string, unknown> | undefined;
   const text = await res.text().catch(() => '');
   try {
@@ -459,21 +472,37 @@ export async function httpError(res: Response, subscription: string, cursor: str
   } catch {
     // not JSON
   }
-  const said = String(problem?.['title'] ?? problem?.['detail'] ?? text.slice(0, 200)) || res.statusText;
+  const said = String(problem?.['title'] ?? problem?.['detail'] ?? text.replace(/\s+/g, ' ').trim().slice(0, 200)) || res.statusText;
   const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
   const extra = { status: res.status, ...(problem ? { problem } : {}), ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
   const s = res.status;
   if (s === 401) return new ConsumerError('unauthorized', `the API key was refused (401: ${said}); check the key (PIONEER_API_KEY)`, extra);
   if (s === 403) return new ConsumerError('forbidden', `the API key may not read subscription ${subscription} (403: ${said}); use a tenant or consumer key of its tenant`, extra);
-  if (s === 404)
-    return new ConsumerError('subscription_not_found', `subscription ${subscription} was not found (404): it was deleted, or it belongs to another tenant than the key`, extra);
+  const contentType = res.headers.get('content-type') ?? '';
+  if (s === 404 && isSubscriptionNotFound(problem, contentType))
+    return new ConsumerError(
+      'subscription_not_found',
+      `subscription ${subscription} was not found (404 from the gateway at ${url}): it was deleted, or it belongs to another tenant ` +
+        `than the key; check the subscription id and the API key`,
+      extra,
+    );
+  if (s === 404) {
+    const pioneer = /json/i.test(contentType) && typeof problem?.['type'] === 'string' && problem['type'].startsWith('https://pioneer.dev/problems/');
+    return new ConsumerError(
+      'route_not_found',
+      `no such route here: ${url} answered 404 (${pioneer ? `a Pioneer function, but not the gateway: "${said}"` : `${contentType || 'no content type'}: "${said}"`}), ` +
+        `which is not the gateway's answer for an unknown subscription. Check the URL (PIONEER_URL, --url): give the gateway's base ` +
+        `URL, under which /v1/subscriptions/{id}/events streams, not another function's port or another server`,
+      extra,
+    );
+  }
   if (s === 410 || problem?.['code'] === 'cursor_expired') {
     const oldest = problem?.['oldest_cursor'];
     const detail = typeof problem?.['detail'] === 'string' ? ` ${problem['detail']}` : '';
     return new ConsumerError(
       'cursor_expired',
-      `cursor ${cursor ?? '(start)'} has expired: events after it were trimmed from the subscription's buffer (410 cursor_expired).${detail}` +
-        (oldest ? ` The oldest available cursor is ${String(oldest)}.` : ''),
+      `cursor ${cursor ?? '(start)'} has expired: events after it are older than the subscription keeps (410 cursor_expired).${detail}` +
+        (oldest ? ` The oldest available cursor is ${String(oldest)}: resume after it (--start-after) to miss nothing newer.` : ''),
       extra,
     );
   }

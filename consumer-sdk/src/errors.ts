@@ -4,6 +4,7 @@
  */
 export type ConsumerErrorCode =
   | 'bad_config'
+  | 'route_not_found'
   | 'unauthorized'
   | 'forbidden'
   | 'subscription_not_found'
@@ -52,6 +53,7 @@ export function exitCodeOf(err: unknown): number {
   if (!(err instanceof ConsumerError)) return 1;
   switch (err.code) {
     case 'bad_config':
+    case 'route_not_found':
     case 'checkpoint_mismatch':
     case 'checkpoint_corrupt':
     case 'sink_corrupt':

@@ -55,7 +55,27 @@ export interface SeedOptions {
   recentIdsWindow?: number;
   batchSize?: number;
   log?: Logger;
+  /** called every few hundred events read and at the end of each phase (the CLI's progress line on a terminal) */
+  onProgress?: (p: SeedProgress) => void;
 }
+
+/** How far a seed is: it reads the file twice, to verify it and then to write its events. */
+export interface SeedProgress {
+  phase: 'verifying' | 'writing';
+  /** events of the file read so far in this phase */
+  read: number;
+  /** events the file holds (the manifest's count) */
+  total: number;
+  /** events handed to the handler so far */
+  written: number;
+  /** events at or before the checkpoint, not handed over */
+  skipped: number;
+  /** the cursor of the last event read */
+  cursor: string | null;
+}
+
+/** how many events between two progress reports */
+const PROGRESS_EVERY = 256;
 
 export interface SeedResult {
   subscription: string;
@@ -139,8 +159,15 @@ async function* readLines(file: string, onBytes?: (chunk: Buffer) => void): Asyn
   }
 }
 
-/** Verifies the file against the manifest without writing anything; throws seed_invalid naming the mismatch. */
-export async function verifyExport(file: string, manifest: ExportManifest): Promise<{ count: number; lastCursor: string | null }> {
+/**
+ * Verifies the file against the manifest without writing anything; throws seed_invalid naming the mismatch.
+ * `onProgress` gets the events read so far and the last cursor, every few hundred events.
+ */
+export async function verifyExport(
+  file: string,
+  manifest: ExportManifest,
+  onProgress?: (read: number, cursor: string) => void,
+): Promise<{ count: number; lastCursor: string | null }> {
   const hash = createHash('sha256');
   let bytes = 0;
   let count = 0;
@@ -154,6 +181,7 @@ export async function verifyExport(file: string, manifest: ExportManifest): Prom
         throw invalid(`${file}: cursor ${line.cursor} (event ${count + 1}) is not after the one before it; the file is not an export in stream order`);
       last = line.cursor;
       count++;
+      if (onProgress && count % PROGRESS_EVERY === 0) onProgress(count, last);
     }
   } catch (err) {
     if (err instanceof ConsumerError) throw err;
@@ -174,7 +202,11 @@ export async function seedFromExport(opts: SeedOptions): Promise<SeedResult> {
   const subscription = manifest.subscription_id;
   if (opts.subscription && opts.subscription !== subscription)
     throw new ConsumerError('checkpoint_mismatch', `the export ${from} is of subscription ${subscription}, not ${opts.subscription}`);
-  await verifyExport(opts.file, manifest);
+  const report = opts.onProgress ?? (() => {});
+  const verified = await verifyExport(opts.file, manifest, (read, cursor) =>
+    report({ phase: 'verifying', read, total: manifest.count, written: 0, skipped: 0, cursor }),
+  );
+  report({ phase: 'verifying', read: verified.count, total: manifest.count, written: 0, skipped: 0, cursor: verified.lastCursor });
   log.info('the export matches its manifest', { file: opts.file, events: manifest.count, sha256: manifest.sha256, end_cursor: manifest.end_cursor });
 
   const store = typeof opts.checkpoint === 'object' ? opts.checkpoint : createCheckpointStore(opts.checkpoint ?? join(opts.dir, CHECKPOINT_FILE));
@@ -202,6 +234,9 @@ export async function seedFromExport(opts: SeedOptions): Promise<SeedResult> {
   let lastEventTime = existing?.lastEventTime ?? null;
   let written = 0;
   let skipped = 0;
+  let read = 0;
+  let cursor: string | null = null;
+  const progress = () => report({ phase: 'writing', read, total: manifest.count, written, skipped, cursor });
   try {
     const held = handler.recover ? await handler.recover(after, Math.max(1, window)) : [];
     if (held.length > 0) {
@@ -224,6 +259,9 @@ export async function seedFromExport(opts: SeedOptions): Promise<SeedResult> {
       batch = [];
     };
     for await (const line of readLines(opts.file)) {
+      read++;
+      cursor = line.cursor;
+      if (read % PROGRESS_EVERY === 0) progress();
       if (compareCursors(line.cursor, after) <= 0) {
         skipped++;
         continue;
@@ -232,6 +270,7 @@ export async function seedFromExport(opts: SeedOptions): Promise<SeedResult> {
       if (batch.length >= size) await flush();
     }
     await flush();
+    progress();
   } finally {
     await handler.close?.();
   }

@@ -25,10 +25,13 @@ export function buildPackage(outDir: string): string {
   return join(outDir, 'cli.js');
 }
 
-/** Runs the CLI from its TypeScript sources, or from `compiled` (a built cli.js) with plain node. */
-export function startCli(args: string[], env: Record<string, string>, { compiled }: { compiled?: string } = {}): CliProcess {
+/**
+ * Runs the CLI from its TypeScript sources, from `compiled` (a built cli.js) with plain node, or as `executable`
+ * (the single executable, run by itself). `env` replaces PATH and HOME when it sets them.
+ */
+export function startCli(args: string[], env: Record<string, string>, { compiled, executable }: { compiled?: string; executable?: string } = {}): CliProcess {
   const argv = compiled ? [compiled, ...args] : ['--import', 'tsx', CLI, ...args];
-  const child = spawn(process.execPath, argv, {
+  const child = spawn(executable ?? process.execPath, executable ? args : argv, {
     cwd: ROOT,
     env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

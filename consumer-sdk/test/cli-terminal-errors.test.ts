@@ -13,7 +13,7 @@ import {
 } from '../../test/support/helpers.ts';
 import { generateApiKey } from '../../platform/auth/api-keys.ts';
 import { keys } from '../../platform/redis/keys.ts';
-import { TRIMMED_FIELD } from '../../platform/redis/streams.ts';
+import { COLD_FIELD, TRIMMED_FIELD } from '../../platform/redis/streams.ts';
 import { startCli, waitForLog, type CliProcess } from './cli-process.ts';
 
 let p: TestPlatform;
@@ -63,7 +63,18 @@ test('a wrong API key ends with "key refused" (exit 3)', async () => {
 test('a subscription of another tenant or that never existed ends with "not found" (exit 4)', async () => {
   const { subId } = await subscription();
   const other = await createTenant(p.url('subscriptions'), p.adminKey);
-  await endsWith(run({ PIONEER_API_KEY: other.consumerKey, PIONEER_SUBSCRIPTION: subId }), 4, 'subscription_not_found', new RegExp(`subscription ${subId} was not found \\(404\\)`));
+  await endsWith(run({ PIONEER_API_KEY: other.consumerKey, PIONEER_SUBSCRIPTION: subId }), 4, 'subscription_not_found', new RegExp(`subscription ${subId} was not found \\(404 from the gateway at ${p.url('gateway')}/`));
+});
+
+test('the subscriptions function\'s port instead of the gateway\'s ends with "no such route here", naming the URL (exit 2)', async () => {
+  const { tenant, subId } = await subscription();
+  const url = p.url('subscriptions');
+  await endsWith(
+    run({ PIONEER_URL: url, PIONEER_API_KEY: tenant.consumerKey, PIONEER_SUBSCRIPTION: subId }),
+    2,
+    'route_not_found',
+    new RegExp(`^no such route here: ${url}/v1/subscriptions/${subId}/events answered 404 \\(a Pioneer function, but not the gateway: .*Check the URL`),
+  );
 });
 
 test('deleting the subscription while the consumer streams ends it with "deleted" (exit 4); a restart then says not found', async () => {
@@ -89,9 +100,11 @@ test('a cursor older than the buffer ends with "expired", naming the oldest curs
       const entries = (await redis.xrange(stream, '-', '+')) as [string, string[]][];
       return entries.length === 10 ? entries.map(([id]) => id) : undefined;
     });
-    // retention removed the five oldest, as the route's append does: trim, then remember the last trimmed id
+    // the retention removed the five oldest, as the route's append does: trimmed from the hot window, and their
+    // marks gone too (so the source topics cannot serve them either); both markers name the last of them
     await redis.xtrim(stream, 'MINID', ids[5]!);
-    await redis.hset(keys.positions(tenant.id, subId), TRIMMED_FIELD, ids[4]!);
+    await redis.xtrim(keys.marks(tenant.id, subId), 'MINID', ids[5]!);
+    await redis.hset(keys.positions(tenant.id, subId), TRIMMED_FIELD, ids[4]!, COLD_FIELD, ids[4]!);
   } finally {
     redis.disconnect();
   }
@@ -99,7 +112,7 @@ test('a cursor older than the buffer ends with "expired", naming the oldest curs
     run({ PIONEER_API_KEY: tenant.consumerKey, PIONEER_SUBSCRIPTION: subId, PIONEER_START_AFTER: ids[1]! }),
     5,
     'cursor_expired',
-    new RegExp(`cursor ${ids[1]} has expired.*replay.*oldest available cursor is ${ids[5]}`),
+    new RegExp(`cursor ${ids[1]} has expired.*replay.*oldest available cursor is ${ids[4]}`),
   );
 });
 

@@ -7,7 +7,10 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { commonSchema, env } from '../../platform/config/env.ts';
+import { commonSchema, env, requireRedis } from '../../platform/config/env.ts';
+import { coldReadsSchema, sourceSchema } from '../../platform/config/source.ts';
+import { createKafka, kafkaSecurity } from '../../platform/kafka/client.ts';
+import { tieredStreamsFor } from '../../platform/tiers/cold-reader.ts';
 import { defineFunction } from '../../platform/runtime/contract.ts';
 import { createApp } from '../../platform/http/app.ts';
 import { createRedis, redisReachable } from '../../platform/redis/client.ts';
@@ -15,6 +18,7 @@ import { createTenantStore } from '../../platform/store/tenants.ts';
 import { createSubscriptionStore } from '../../platform/store/subscriptions.ts';
 import { authenticate } from '../../platform/auth/authenticate.ts';
 import { counter, gauge, histogram } from '../../platform/telemetry/metrics.ts';
+import { createSecretBox, secretKeysEnv } from '../../platform/crypto/secret-box.ts';
 import { createEndpointStore } from '../../platform/webhooks/endpoints.ts';
 import { DEFAULT_RETRY_SCHEDULE, retryScheduleEnv } from '../../platform/webhooks/retry-delay.ts';
 import { urlPolicyEnv, urlPolicyOf } from '../../platform/webhooks/url-policy.ts';
@@ -23,8 +27,13 @@ import { createDeliveryPipeline } from './pipeline.ts';
 import { createLaneScheduler } from './lanes.ts';
 import { mountDeliverApi } from './api.ts';
 
-const config = commonSchema.pick({ PIONEER_REDIS_URL: true }).extend({
+const config = commonSchema.extend({
+  // an endpoint far behind gets events older than the hot window derived again from the source topics
+  ...sourceSchema.shape,
+  ...coldReadsSchema.shape,
   ...urlPolicyEnv,
+  // the keys endpoint secrets are sealed with: deliver opens them to sign (platform/crypto/secret-box.ts)
+  ...secretKeysEnv,
   PIONEER_DELIVER_RETRY_SCHEDULE: retryScheduleEnv(DEFAULT_RETRY_SCHEDULE),
   PIONEER_DELIVER_RETRY_JITTER: z.coerce.number().min(0).max(1).default(0.2),
   PIONEER_DELIVER_MAX_RETRY_AFTER_MS: env.int(0, 7 * 86_400_000).default(86_400_000),
@@ -40,7 +49,7 @@ const config = commonSchema.pick({ PIONEER_REDIS_URL: true }).extend({
   PIONEER_DELIVER_REPLAY_MAX: env.int(1, 1_000_000).default(10_000),
   PIONEER_WEBHOOK_SECRET_OVERLAP_MS: env.int(0, 30 * 86_400_000).default(86_400_000),
   PIONEER_SUBSCRIPTION_POLL_MS: env.int(10, 60000).default(250),
-});
+}).refine(...requireRedis);
 export type DeliverConfig = z.infer<typeof config>;
 
 export default defineFunction({
@@ -48,14 +57,16 @@ export default defineFunction({
   config,
   defaultPort: 8084,
   async create(cfg, { log, metrics }) {
-    const redis = createRedis(cfg.PIONEER_REDIS_URL, { name: 'deliver' });
+    const redis = createRedis(cfg, { name: 'deliver' });
     const tenants = createTenantStore(redis);
     const subs = createSubscriptionStore(redis);
-    const endpoints = createEndpointStore(redis);
+    // each endpoint's secrets are read on every poll: remember the opened ones of every endpoint it may work
+    const box = createSecretBox(cfg.PIONEER_SECRET_KEYS, { memo: 2 * cfg.PIONEER_DELIVER_MAX_ENDPOINTS + 1000 });
+    const endpoints = createEndpointStore(redis, box);
     const owner = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
     const sender = createSender({ policy: urlPolicyOf(cfg), timeoutMs: cfg.PIONEER_DELIVER_TIMEOUT_MS });
     const pipeline = createDeliveryPipeline({
-      redis,
+      endpoints,
       sender,
       log: log.child({ component: 'delivery' }),
       cfg: {
@@ -71,8 +82,10 @@ export default defineFunction({
         deadLetters: counter(metrics, 'pioneer_deliver_dead_letters_total', 'Events moved to dead letters after their retry schedule'),
       },
     });
+    const kafka = createKafka({ brokers: cfg.PIONEER_KAFKA_BROKERS, clientId: `${cfg.PIONEER_KAFKA_CLIENT_ID}-deliver`, log, ...kafkaSecurity(cfg) });
+    const tiered = tieredStreamsFor(cfg, { redis, kafka, store: subs, log, metrics, user: 'deliver' });
     const scheduler = createLaneScheduler({
-      redis,
+      tiered,
       store: subs,
       endpoints,
       pipeline,
@@ -116,6 +129,7 @@ export default defineFunction({
       async close() {
         clearInterval(gauges);
         await scheduler.stop();
+        await tiered.close();
         sender.close();
         await redis.quit().catch(() => redis.disconnect());
       },

@@ -2,21 +2,20 @@
  * Which endpoints this deliver instance works, and one lane (an async loop) per endpoint it works.
  *
  * Every instance follows the subscriptions with a sink (polling pioneer:subscriptions:version) and takes the
- * endpoints nobody holds: a lease {t:T}:ep:<sub>:lease (SET NX PX) that its owner renews every third of its
- * time to live. An instance that dies stops renewing and another takes its endpoints once the lease expired;
- * every state change of a delivery is fenced by the lease (pipeline.ts). So any number of instances can run,
- * each endpoint worked by exactly one at a time, endpoints spread over them first come first served.
+ * endpoints nobody holds: the endpoint's lease (platform/webhooks/endpoints.ts, on platform/redis/leases.ts) that
+ * its owner renews every third of its time to live. An instance that dies stops renewing and another takes its endpoints once the lease
+ * expired; every state change of a delivery is fenced by the lease (pipeline.ts). So any number of instances can
+ * run, each endpoint worked by exactly one at a time, endpoints spread over them first come first served.
  *
  * A lane sends one event at a time and moves on only when it succeeded (or was dead-lettered), which keeps
  * strict order per endpoint; lanes are independent, so a slow or failing endpoint delays only itself.
  * A lane holds no timer of its own that matters: it reads next_at from Redis before each step.
  */
-import type { PioneerRedis } from '../../platform/redis/client.ts';
-import { keys } from '../../platform/redis/keys.ts';
-import { toEntries } from '../../platform/redis/streams.ts';
+import { CursorExpiredError } from '../../platform/errors.ts';
+import type { TieredReader, TieredStreams } from '../../platform/tiers/cold-reader.ts';
 import type { Logger } from '../../platform/telemetry/logger.ts';
-import type { Subscription, SubscriptionStore } from '../../platform/store/subscriptions.ts';
-import { parseEndpoint, type EndpointStore } from '../../platform/webhooks/endpoints.ts';
+import type { LoadMark, Subscription, SubscriptionStore } from '../../platform/store/subscriptions.ts';
+import type { EndpointStore } from '../../platform/webhooks/endpoints.ts';
 import type { DeliveryPipeline, HeadEvent, Lane } from './pipeline.ts';
 
 export interface LaneTimings {
@@ -39,6 +38,8 @@ export interface LaneTimings {
 
 interface RunningLane extends Lane {
   active: boolean;
+  /** the endpoint's events, from the hot window or, for a lane far behind, from the source topics */
+  reader: TieredReader;
   /** the current wait between empty looks, doubling while the stream stays quiet */
   idleMs: number;
   disabled: boolean;
@@ -47,7 +48,7 @@ interface RunningLane extends Lane {
 }
 
 export function createLaneScheduler(deps: {
-  redis: PioneerRedis;
+  tiered: TieredStreams;
   store: SubscriptionStore;
   endpoints: EndpointStore;
   pipeline: DeliveryPipeline;
@@ -55,10 +56,12 @@ export function createLaneScheduler(deps: {
   timings: LaneTimings;
   log: Logger;
 }) {
-  const { redis, store, endpoints, pipeline, owner, timings, log } = deps;
+  const { store, endpoints, pipeline, owner, timings, log, tiered } = deps;
   const lanes = new Map<string, RunningLane>();
+  /** lanes stopped whose step in flight (an attempt being sent) has not ended: not taken again until it has */
+  const stopping = new Map<string, Promise<void>>();
   let sinks = new Map<string, Subscription>();
-  let version: string | null = null;
+  let mark: LoadMark | null = null;
   let lastClaim = 0;
   let lastRenew = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -80,15 +83,12 @@ export function createLaneScheduler(deps: {
 
   /** One step of a lane; returns how long to wait before the next one. */
   async function step(lane: RunningLane): Promise<number> {
-    const epKey = keys.endpoint(lane.tenantId, lane.subId);
-    const read = await redis.multi().hgetall(epKey).lindex(keys.redeliver(lane.tenantId, lane.subId), 0).exec();
-    const raw = (read?.[0]?.[1] ?? {}) as Record<string, string>;
-    const queued = read?.[1]?.[1] as string | null;
-    let ep = parseEndpoint(raw);
+    const { endpoint, queued } = await endpoints.head(lane.tenantId, lane.subId);
+    let ep = endpoint;
     if (!ep) {
       // a sink without an endpoint record (its creation was cut short): create it now, delivering from the start;
       // none when the subscription is gone (this lane stops at the next refresh)
-      if (!(await redis.exists(keys.subscription(lane.tenantId, lane.subId)))) return timings.recheckMs;
+      if (!(await store.get(lane.tenantId, lane.subId))) return timings.recheckMs;
       await endpoints.ensure(lane.tenantId, lane.subId, 'start');
       ep = await endpoints.get(lane.tenantId, lane.subId);
       if (!ep) return timings.recheckMs;
@@ -100,11 +100,9 @@ export function createLaneScheduler(deps: {
 
     let head: HeadEvent | null = null;
     if (queued) {
-      const q = JSON.parse(queued) as { cursor: string; type: string; event: string };
-      head = { from: 'replay', cursor: q.cursor, type: q.type, event: q.event };
+      head = { from: 'replay', cursor: queued.cursor, type: queued.type, event: queued.event };
     } else {
-      const raw = (await redis.xrange(keys.stream(lane.tenantId, lane.subId), `(${ep.cursor}`, '+', 'COUNT', 1)) as [string, string[]][];
-      const entry = toEntries(raw)[0];
+      const entry = await nextEvent(lane, ep.cursor);
       if (entry) head = { from: 'live', cursor: entry.cursor, type: entry.type, event: entry.event };
     }
     if (!head) {
@@ -121,6 +119,18 @@ export function createLaneScheduler(deps: {
     }
     if (result === 'gone' || result === 'dead' || result === 'disabled') lane.disabled = true;
     return 0;
+  }
+
+  /** The endpoint's next event after `cursor`, from either tier. */
+  async function nextEvent(lane: RunningLane, cursor: string) {
+    try {
+      return (await lane.reader.read(cursor, 1)).entries[0] ?? null;
+    } catch (err) {
+      if (!(err instanceof CursorExpiredError) || err.oldestCursor === null) throw err;
+      // away longer than the source topics keep events: what is gone is gone; go on from the oldest that is not
+      log.error({ subscription: lane.subId, cursor, resumes_after: err.oldestCursor }, 'endpoint cursor older than the source topics keep events; events in between are lost to it');
+      return (await lane.reader.read(err.oldestCursor, 1)).entries[0] ?? null;
+    }
   }
 
   async function run(lane: RunningLane): Promise<void> {
@@ -143,35 +153,42 @@ export function createLaneScheduler(deps: {
       sink: sub.sink!,
       owner,
       active: true,
+      reader: tiered.reader({ tenantId: sub.tenant_id, subId: sub.id }),
       idleMs: 0,
       disabled: false,
       wake: () => {},
       done: Promise.resolve(),
     };
     lanes.set(laneKey(sub.tenant_id, sub.id), lane);
-    lane.done = run(lane);
+    lane.done = run(lane).finally(() => lane.reader.close());
     log.debug({ subscription: sub.id }, 'endpoint taken');
   }
 
   function stopLane(lane: RunningLane): void {
     lane.active = false;
     lane.wake();
-    lanes.delete(laneKey(lane.tenantId, lane.subId));
+    const key = laneKey(lane.tenantId, lane.subId);
+    lanes.delete(key);
+    // an attempt of this lane may still be on the wire: a new lane for the endpoint would send its event again
+    const done = lane.done.catch(() => {}).finally(() => {
+      if (stopping.get(key) === done) stopping.delete(key);
+    });
+    stopping.set(key, done);
   }
 
   async function release(lane: RunningLane): Promise<void> {
     stopLane(lane);
     await lane.done;
-    await redis.releaseLease(keys.endpointLease(lane.tenantId, lane.subId), owner).catch(() => {});
+    await endpoints.releaseLease(lane.tenantId, lane.subId, { owner }).catch(() => {});
   }
 
   async function refresh(): Promise<boolean> {
-    const v = await store.version();
-    if (v === version) return false;
+    const loaded = await store.reloadIfChanged(mark);
+    if (!loaded) return false;
     const next = new Map<string, Subscription>();
-    for (const sub of await store.all()) if (sub.sink) next.set(laneKey(sub.tenant_id, sub.id), sub);
+    for (const sub of loaded.subs) if (sub.sink) next.set(laneKey(sub.tenant_id, sub.id), sub);
     sinks = next;
-    version = v;
+    mark = loaded.mark;
     for (const [key, lane] of [...lanes]) {
       const sub = sinks.get(key);
       if (!sub) void release(lane);
@@ -181,24 +198,24 @@ export function createLaneScheduler(deps: {
   }
 
   async function claim(): Promise<void> {
-    const free = [...sinks.entries()].filter(([key]) => !lanes.has(key)).slice(0, Math.max(0, timings.maxEndpoints - lanes.size));
+    const free = [...sinks.entries()].filter(([key]) => !lanes.has(key) && !stopping.has(key)).slice(0, Math.max(0, timings.maxEndpoints - lanes.size));
     if (free.length === 0) return;
-    const tx = redis.pipeline();
-    for (const [, sub] of free) tx.set(keys.endpointLease(sub.tenant_id, sub.id), owner, 'PX', timings.leaseMs, 'NX');
-    const res = (await tx.exec()) ?? [];
+    // one call per endpoint, all at once (each in its own tenant's hash slot, not one pipeline)
+    const res = await Promise.allSettled(free.map(([, sub]) => endpoints.takeLease(sub.tenant_id, sub.id, { owner, ttlMs: timings.leaseMs })));
     free.forEach(([, sub], i) => {
-      if (res[i]?.[1] === 'OK' && !stopped) startLane(sub);
+      const took = res[i]!;
+      if (took.status === 'fulfilled' && took.value && !stopped) startLane(sub);
     });
   }
 
   async function renew(): Promise<void> {
     const held = [...lanes.values()];
     if (held.length === 0) return;
-    const tx = redis.pipeline();
-    for (const lane of held) (tx as unknown as PioneerRedis).renewLease(keys.endpointLease(lane.tenantId, lane.subId), owner, String(timings.leaseMs));
-    const res = (await tx.exec()) ?? [];
+    const res = await Promise.allSettled(held.map((lane) => endpoints.renewLease(lane.tenantId, lane.subId, { owner, ttlMs: timings.leaseMs })));
     held.forEach((lane, i) => {
-      if (res[i]?.[0] === null && res[i]?.[1] === 0) {
+      const renewed = res[i]!;
+      // a failed call (Redis away) is not a lost lease: renewed again next time
+      if (renewed.status === 'fulfilled' && !renewed.value) {
         log.warn({ subscription: lane.subId }, 'endpoint lease expired before it was renewed; letting go');
         stopLane(lane);
       }

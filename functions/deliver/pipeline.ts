@@ -1,18 +1,20 @@
 /**
  * The delivery of one event to one endpoint, as named steps: prepare (count the attempt in Redis, sign the
  * body) -> send (one POST) -> onSuccess (advance the endpoint) | onFailure (retry at the time retryDelay gives,
- * disable on 410, dead-letter when the schedule is exhausted). Every state change goes through a Lua script
- * fenced by the endpoint's lease, so an instance that lost the endpoint cannot move it.
+ * disable on 410, dead-letter when the schedule is exhausted). Every state change goes through the endpoint
+ * store (platform/webhooks/endpoints.ts), fenced by the endpoint's lease, so an instance that lost the endpoint
+ * cannot move it.
  */
-import { keys } from '../../platform/redis/keys.ts';
-import type { PioneerRedis } from '../../platform/redis/client.ts';
 import { newId } from '../../platform/ids.ts';
 import type { Logger } from '../../platform/telemetry/logger.ts';
 import type { Counter, Histogram } from '../../platform/telemetry/metrics.ts';
 import { signHeaders, webhookIdOf } from '../../platform/webhooks/signing.ts';
-import { signingSecrets, type AttemptRecord, type EndpointRecord } from '../../platform/webhooks/endpoints.ts';
+import { signingSecrets, type AttemptRecord, type EndpointRecord, type EndpointStore } from '../../platform/webhooks/endpoints.ts';
 import { parseRetryAfter, retryDelay } from '../../platform/webhooks/retry-delay.ts';
 import type { SendResult, Sender } from './send.ts';
+
+/** How long a delivered event's outcome is retried against a Redis that is away before the step fails. */
+const RECORD_DELIVERY_MS = 60_000;
 
 /** The event at the head of an endpoint: the first queued dead letter of a replay, else the next live entry. */
 export interface HeadEvent {
@@ -68,34 +70,28 @@ export function webhookIdOfEntry(event: string, subId: string, cursor: string): 
 }
 
 export function createDeliveryPipeline(deps: {
-  redis: PioneerRedis;
+  endpoints: EndpointStore;
   sender: Sender;
   cfg: PipelineConfig;
   metrics: PipelineMetrics;
   log: Logger;
   random?: () => number;
 }) {
-  const { redis, sender, cfg, metrics, log, random = Math.random } = deps;
-  const k = (lane: Lane) => ({
-    endpoint: keys.endpoint(lane.tenantId, lane.subId),
-    lease: keys.endpointLease(lane.tenantId, lane.subId),
-    attempts: keys.deliveryAttempts(lane.tenantId, lane.subId),
-    dead: keys.deadLetters(lane.tenantId, lane.subId),
-    redeliver: keys.redeliver(lane.tenantId, lane.subId),
-  });
+  const { endpoints, sender, cfg, metrics, log, random = Math.random } = deps;
 
   /** prepare: counts the attempt (before sending: a crash mid-attempt still counts) and signs the body. */
   async function prepare(lane: Lane, ep: EndpointRecord, head: HeadEvent): Promise<Prepared | 'lost' | 'disabled'> {
     const headId = `${head.from}:${head.cursor}`;
-    const key = k(lane);
-    const attempt = await redis.beginAttempt(key.endpoint, key.lease, lane.owner, headId, String(Date.now()));
-    if (attempt === -1) return 'lost';
-    if (attempt === -2) return 'disabled';
+    // before the attempt counts: a secret that does not open (its key not configured) fails the step, not the event
+    const secrets = signingSecrets(ep, Date.now());
+    const begun = await endpoints.beginAttempt(lane.tenantId, lane.subId, { owner: lane.owner, head: headId, nowMs: Date.now() });
+    if (!begun.begun) return begun.reason;
+    const attempt = begun.attempt;
     const webhookId = webhookIdOfEntry(head.event, lane.subId, head.cursor);
     const now = new Date();
     const headers = {
       'content-type': 'application/cloudevents+json; charset=utf-8',
-      ...signHeaders(signingSecrets(ep, now.getTime()), webhookId, now, head.event),
+      ...signHeaders(secrets, webhookId, now, head.event),
     };
     return { lane, head, headId, attempt, webhookId, headers, body: head.event };
   }
@@ -123,15 +119,26 @@ export function createDeliveryPipeline(deps: {
   }
 
   async function finish(p: Prepared, r: SendResult, outcome: 'delivered' | 'retry' | 'dead' | 'gone', opts: { nextAt?: number; reason?: string } = {}): Promise<StepResult> {
-    const key = k(p.lane);
-    const now = Date.now();
-    const res = await redis.finishAttempt(
-      key.endpoint, key.lease, key.attempts, key.dead, key.redeliver,
-      p.lane.owner, p.headId, outcome, String(opts.nextAt ?? 0), record(p, r, outcome, opts.nextAt), String(cfg.attemptsKept),
-      String(now), opts.reason ?? '', p.head.event, p.head.type, p.webhookId, String(cfg.deadLettersMax),
-    );
-    if (res === -1) return 'lost';
-    // -3: the head was reset meanwhile (enabled, replayed); the next step reads the endpoint again
+    const attempt = () =>
+      endpoints.finishAttempt(p.lane.tenantId, p.lane.subId, {
+        owner: p.lane.owner, head: p.headId, outcome, nextAtMs: opts.nextAt ?? 0, record: record(p, r, outcome, opts.nextAt), attemptsKept: cfg.attemptsKept,
+        nowMs: Date.now(), reason: opts.reason ?? '', event: p.head.event, type: p.head.type, webhookId: p.webhookId, deadLettersMax: cfg.deadLettersMax,
+      });
+    // A delivery that cannot be recorded would be sent again: keep trying to record it while Redis is away (a
+    // failover, a restart), up to RECORD_DELIVERY_MS; the endpoint's next event waits meanwhile, so order holds.
+    // Any other outcome is simply retried by the next step.
+    let res: Awaited<ReturnType<typeof attempt>>;
+    for (let tries = 0, deadline = Date.now() + RECORD_DELIVERY_MS; ; tries++) {
+      try {
+        res = await attempt();
+        break;
+      } catch (err) {
+        if (outcome !== 'delivered' || Date.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** tries, 2000)));
+      }
+    }
+    if (res === 'lost') return 'lost';
+    // moved: the head was reset meanwhile (enabled, replayed); the next step reads the endpoint again
     return outcome;
   }
 

@@ -1,15 +1,17 @@
 /**
- * Exports: an interval of one subscription's buffered stream (Redis) written to a gzipped NDJSON file, one line
+ * Exports: an interval of one subscription's events, from either tier (the hot window in Redis, older events derived
+ * again from the source topics: platform/tiers/cold-reader.ts), written to a gzipped NDJSON file, one line
  * per event in stream order, `{"cursor":"<entry id>","event":{…}}` (the same lines the SDK's FileSink writes),
  * with a manifest: count, sha256 and size of the file, the interval, the first and last cursor included
  * (`end_cursor`: a consumer seeded from the file continues live after it) and the source positions where it
  * ends (per "<topic>/<partition>" the last offset included), known when the export reaches the stream's head.
  *
- * The stream's head and the subscription's positions hash are read together in one MULTI when the export
- * starts, so the file is a consistent prefix: appends made while it is written are not in it (they are after
+ * The stream's head and the subscription's positions hash are read together when the export starts
+ * (platform/redis/streams.ts `snapshot`), so the file is a consistent prefix: appends made while it is written are not in it (they are after
  * `end_cursor`). Files go to PIONEER_EXPORT_DIR/<tenant>/<exp>.ndjson.gz (written to a temp name, fsync'd,
  * renamed) with <exp>.manifest.json beside it; several instances need that directory on a shared volume.
- * A writer holds a lease ({t:T}:export:<exp>:lease); if its instance dies the export reads as failed.
+ * A writer holds a lease (platform/jobs/records.ts, where the export's record is kept too); if its instance dies
+ * the export reads as failed.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -20,9 +22,10 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { newId } from '../../platform/ids.ts';
 import { HttpError } from '../../platform/errors.ts';
-import { keys, exportKeys } from '../../platform/redis/keys.ts';
+import { exportLease, readExport, saveExport } from '../../platform/jobs/records.ts';
 import type { PioneerRedis } from '../../platform/redis/client.ts';
-import { compareIds, cursorBeforeTime, toEntries, TRIMMED_FIELD } from '../../platform/redis/streams.ts';
+import { compareIds, cursorBeforeTime, cursorTime, oldestResumable, snapshot, tiers } from '../../platform/redis/streams.ts';
+import type { TieredStreams } from '../../platform/tiers/cold-reader.ts';
 import type { Subscription } from '../../platform/store/subscriptions.ts';
 import type { Logger } from '../../platform/telemetry/logger.ts';
 
@@ -58,6 +61,7 @@ export interface ExportRecord {
 
 export interface ExporterOptions {
   redis: PioneerRedis;
+  tiered: TieredStreams;
   log: Logger;
   dir: string;
   pageSize: number;
@@ -66,43 +70,38 @@ export interface ExporterOptions {
 }
 
 export function createExporter(opts: ExporterOptions) {
-  const { redis, log, dir, pageSize, leaseMs, recordTtlMs } = opts;
+  const { redis, tiered, log, dir, pageSize, leaseMs, recordTtlMs } = opts;
   const running = new Map<string, Promise<void>>();
 
   const fileOf = (tenantId: string, id: string) => join(dir, tenantId, `${id}.ndjson.gz`);
-  const save = (tenantId: string, r: ExportRecord) => redis.set(exportKeys.export(tenantId, r.id), JSON.stringify(r), 'PX', recordTtlMs);
-  const lease = exportKeys.exportLease;
+  const save = (tenantId: string, r: ExportRecord) => saveExport(redis, { tenantId, record: r, ttlMs: recordTtlMs });
+  const lease = (tenantId: string, exportId: string) => exportLease(redis, { tenantId, exportId });
 
   /** `fromMs`/`toMs` validated by the caller; throws 400 `from` when the buffer no longer holds it. */
   async function start(sub: Subscription, fromMs: number | null, toMs: number | null): Promise<ExportRecord> {
     const t = sub.tenant_id;
-    const stream = keys.stream(t, sub.id);
-    const positions = keys.positions(t, sub.id);
-    const snap = await redis.multi().xrevrange(stream, '+', '-', 'COUNT', 1).hgetall(positions).exec();
-    if (!snap || snap.some(([err]) => err)) throw snap?.find(([err]) => err)?.[0] ?? new Error('snapshot failed');
-    const head = (snap[0]![1] as [string, string[]][])[0]?.[0] ?? null;
-    const hash = snap[1]![1] as Record<string, string>;
-    const trimmed = hash[TRIMMED_FIELD] ?? '0-0';
+    const { head, sourcePositions: positions } = await snapshot(redis, { tenantId: t, subId: sub.id });
+    // the oldest point the tiers resume from: the hot window, or before it as far as the marks reach
+    const oldest = oldestResumable(await tiers(redis, { tenantId: t, subId: sub.id }));
     let startAfter = fromMs === null ? '0-0' : cursorBeforeTime(fromMs);
-    if (compareIds(startAfter, trimmed) < 0) {
+    if (compareIds(startAfter, oldest) < 0) {
       if (fromMs !== null) {
-        const oldest = ((await redis.xrange(stream, '-', '+', 'COUNT', 1)) as [string, string[]][])[0]?.[0];
-        const at = oldest ? new Date(Number(oldest.split('-')[0])).toISOString() : null;
+        const at = oldest === '0-0' ? null : cursorTime(oldest);
         const err = HttpError.badRequest(
           'from',
-          `older than the subscription's buffer${at ? `; the oldest buffered event is at ${at}` : ''}. Replay the subscription from Kafka for older events`,
+          `older than the subscription's retention${at ? `; events after ${at} can be exported` : ''}. Replay the subscription from Kafka for older events`,
           'from_before_buffer',
         );
         err.extra['oldest_available'] = at;
         throw err;
       }
-      startAfter = trimmed;
+      startAfter = oldest;
     }
     const bound = toMs === null ? head : cursorBeforeTime(toMs);
     // the export reaches the head: the positions hash, read with it, says where it ends in the source
     const reachesHead = head === null || bound === null || compareIds(head, bound) <= 0;
     const endBound = head === null ? null : reachesHead ? head : bound!;
-    const sourcePositions: Record<string, string> | null = reachesHead ? Object.fromEntries(Object.entries(hash).filter(([k]) => k !== TRIMMED_FIELD)) : null;
+    const sourcePositions: Record<string, string> | null = reachesHead ? positions : null;
 
     const id = newId('exp');
     const record: ExportRecord = {
@@ -110,7 +109,8 @@ export function createExporter(opts: ExporterOptions) {
       interval: { from: fromMs === null ? null : new Date(fromMs).toISOString(), to: toMs === null ? null : new Date(toMs).toISOString() },
       created_at: new Date().toISOString(), completed_at: null, manifest: null, error: null,
     };
-    await redis.set(lease(t, id), '1', 'PX', leaseMs);
+    // a new id: nobody holds its lease yet
+    await lease(t, id).tryTake({ owner: id, ttlMs: leaseMs });
     await save(t, record);
     const job = write(sub, record, startAfter, endBound, sourcePositions).finally(() => running.delete(id));
     running.set(id, job);
@@ -120,7 +120,9 @@ export function createExporter(opts: ExporterOptions) {
   async function write(sub: Subscription, record: ExportRecord, startAfter: string, endBound: string | null, sourcePositions: Record<string, string> | null): Promise<void> {
     const t = sub.tenant_id;
     const elog = log.child({ export: record.id, subscription: sub.id, tenant: t });
-    const renew = setInterval(() => void redis.pexpire(lease(t, record.id), leaseMs).catch(() => {}), Math.max(100, Math.floor(leaseMs / 3)));
+    const held = lease(t, record.id);
+    const owner = record.id;
+    const renew = setInterval(() => void held.renew({ owner, ttlMs: leaseMs }).catch(() => {}), Math.max(100, Math.floor(leaseMs / 3)));
     renew.unref();
     const path = fileOf(t, record.id);
     const tmp = `${path}.tmp`;
@@ -129,23 +131,29 @@ export function createExporter(opts: ExporterOptions) {
       let count = 0;
       let first: string | null = null;
       let last = startAfter;
-      const stream = keys.stream(t, sub.id);
+      // hot or cold, page by page, up to the end bound (entries appended after the start are not in the file)
+      const reader = tiered.reader({ tenantId: t, subId: sub.id });
       async function* lines(): AsyncGenerator<string> {
         if (endBound === null) return;
         let after = startAfter;
-        for (;;) {
-          const raw = (await redis.xrange(stream, `(${after}`, endBound, 'COUNT', pageSize)) as [string, string[]][];
-          if (raw.length === 0) return;
-          let out = '';
-          for (const e of toEntries(raw)) {
-            out += `{"cursor":"${e.cursor}","event":${e.event}}\n`;
-            first ??= e.cursor;
-            last = e.cursor;
-            count++;
+        try {
+          for (;;) {
+            const { entries } = await reader.read(after, pageSize);
+            const within = entries.filter((e) => compareIds(e.cursor, endBound) <= 0);
+            if (within.length === 0) return;
+            let out = '';
+            for (const e of within) {
+              out += `{"cursor":"${e.cursor}","event":${e.event}}\n`;
+              first ??= e.cursor;
+              last = e.cursor;
+              count++;
+            }
+            yield out;
+            after = within[within.length - 1]!.cursor;
+            if (within.length < entries.length || compareIds(after, endBound) >= 0) return;
           }
-          yield out;
-          after = raw[raw.length - 1]![0];
-          if (raw.length < pageSize) return;
+        } finally {
+          await reader.close();
         }
       }
       const hash = createHash('sha256');
@@ -183,17 +191,16 @@ export function createExporter(opts: ExporterOptions) {
       clearInterval(renew);
       record.completed_at = new Date().toISOString();
       await save(t, record).catch((err) => elog.error({ err }, 'cannot record the end of the export'));
-      await redis.del(lease(t, record.id)).catch(() => {});
+      await held.release({ owner }).catch(() => {});
     }
   }
 
   /** The export, or null; a `running` export whose writer is gone is reported as failed (interrupted). */
   async function get(tenantId: string, id: string): Promise<ExportRecord | null> {
-    const [json, held] = await Promise.all([redis.get(exportKeys.export(tenantId, id)), redis.exists(lease(tenantId, id))]);
-    if (!json) return null;
-    const r = JSON.parse(json) as ExportRecord;
-    if (r.status === 'running' && held === 0 && !running.has(id)) {
-      const again = JSON.parse((await redis.get(exportKeys.export(tenantId, id))) ?? json) as ExportRecord;
+    const [r, writer] = await Promise.all([readExport<ExportRecord>(redis, { tenantId, exportId: id }), lease(tenantId, id).holder()]);
+    if (!r) return null;
+    if (r.status === 'running' && writer === null && !running.has(id)) {
+      const again = (await readExport<ExportRecord>(redis, { tenantId, exportId: id })) ?? r;
       if (again.status !== 'running') return again;
       return { ...again, status: 'failed', error: 'interrupted: the instance writing it stopped; start a new export' };
     }

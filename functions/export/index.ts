@@ -9,7 +9,7 @@
  */
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import { commonSchema, env } from '../../platform/config/env.ts';
+import { commonSchema, env, requireRedis } from '../../platform/config/env.ts';
 import { defineFunction } from '../../platform/runtime/contract.ts';
 import { createApp, readJson } from '../../platform/http/app.ts';
 import { parseOrThrow } from '../../platform/http/problem.ts';
@@ -18,20 +18,20 @@ import { createRedis, redisReachable } from '../../platform/redis/client.ts';
 import { createKafka, kafkaProbe, kafkaSecurity } from '../../platform/kafka/client.ts';
 import { createTenantStore } from '../../platform/store/tenants.ts';
 import { createSubscriptionStore, type Subscription } from '../../platform/store/subscriptions.ts';
-import { authenticate, tenantOf, type TenantContext } from '../../platform/auth/authenticate.ts';
-import { topicMappingsEnv } from '../../platform/events/topic-mapping.ts';
+import { authenticate, type TenantContext } from '../../platform/auth/authenticate.ts';
+import { findSubscription, loadSubscription, READ_ROLES, requireTenant, WRITE_ROLES } from '../../platform/http/tenant-scope.ts';
+import { bufferLimitsOf, bufferSchema, coldReadsSchema, decodingOf, sourceSchema } from '../../platform/config/source.ts';
 import { isId } from '../../platform/ids.ts';
 import { counter } from '../../platform/telemetry/metrics.ts';
 import { createExporter } from './exports.ts';
 import { createReplayer } from './replays.ts';
+import { tieredStreamsFor } from '../../platform/tiers/cold-reader.ts';
 
 const config = commonSchema.extend({
-  // the same source topics and decoding as the route: a replay derives what the route derived
-  PIONEER_SOURCE_TOPICS: env.list().default(['pioneer.events']),
-  PIONEER_TOPIC_MAPPINGS: topicMappingsEnv(),
-  PIONEER_MAX_RECORD_BYTES: env.int(1024, 16 * 1024 * 1024).default(1024 * 1024),
-  PIONEER_STREAM_RETENTION_HOURS: env.int(1, 24 * 365).default(72),
-  PIONEER_STREAM_MAX_LENGTH: env.int(1, 1_000_000_000).default(5_000_000),
+  // the same source topics, decoding and buffer limits as the route: a replay derives what the route derived
+  ...sourceSchema.shape,
+  ...bufferSchema.shape,
+  ...coldReadsSchema.shape,
   /** where export files are written; every export instance must see the same directory (a shared volume) */
   PIONEER_EXPORT_DIR: z.string().min(1).default('.run/exports'),
   /** how long export and replay records are kept in Redis */
@@ -39,7 +39,7 @@ const config = commonSchema.extend({
   PIONEER_EXPORT_PAGE: env.int(1, 100_000).default(1000),
   /** lease of a running export or replay: renewed every third of it; a dead instance's work reads as failed after it */
   PIONEER_EXPORT_LEASE_MS: env.int(1000, 600_000).default(30_000),
-});
+}).refine(...requireRedis);
 export type ExportConfig = z.infer<typeof config>;
 
 const time = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z' });
@@ -51,18 +51,19 @@ export default defineFunction({
   config,
   defaultPort: 8085,
   async create(cfg, { log, metrics }) {
-    const redis = createRedis(cfg.PIONEER_REDIS_URL, { name: 'export' });
+    const redis = createRedis(cfg, { name: 'export' });
     const kafka = createKafka({ brokers: cfg.PIONEER_KAFKA_BROKERS, clientId: `${cfg.PIONEER_KAFKA_CLIENT_ID}-export`, log, ...kafkaSecurity(cfg) });
     const tenants = createTenantStore(redis);
     const subs = createSubscriptionStore(redis);
     const recordTtlMs = cfg.PIONEER_EXPORT_TTL_HOURS * 3600_000;
+    // an export reaches back as far as a reader does: older than the hot window, from the source topics
+    const tiered = tieredStreamsFor(cfg, { redis, kafka, store: subs, log, metrics, user: 'export' });
     const exporter = createExporter({
-      redis, log: log.child({ component: 'exports' }), dir: cfg.PIONEER_EXPORT_DIR, pageSize: cfg.PIONEER_EXPORT_PAGE, leaseMs: cfg.PIONEER_EXPORT_LEASE_MS, recordTtlMs,
+      redis, tiered, log: log.child({ component: 'exports' }), dir: cfg.PIONEER_EXPORT_DIR, pageSize: cfg.PIONEER_EXPORT_PAGE, leaseMs: cfg.PIONEER_EXPORT_LEASE_MS, recordTtlMs,
     });
     const replayer = createReplayer({
       redis, kafka, log: log.child({ component: 'replays' }), topics: cfg.PIONEER_SOURCE_TOPICS,
-      decoding: { maxRecordBytes: cfg.PIONEER_MAX_RECORD_BYTES, mappings: cfg.PIONEER_TOPIC_MAPPINGS },
-      retentionMs: cfg.PIONEER_STREAM_RETENTION_HOURS * 3600_000, maxLen: cfg.PIONEER_STREAM_MAX_LENGTH, leaseMs: cfg.PIONEER_EXPORT_LEASE_MS, recordTtlMs,
+      decoding: decodingOf(cfg), limits: bufferLimitsOf(cfg), leaseMs: cfg.PIONEER_EXPORT_LEASE_MS, recordTtlMs,
     });
     const started = counter(metrics, 'pioneer_export_jobs_started_total', 'Exports and replays started', ['kind']);
 
@@ -78,19 +79,16 @@ export default defineFunction({
     });
     app.use('/v1/*', authenticate(tenants));
 
-    async function subscriptionOf(t: TenantContext, id: string, field?: string): Promise<Subscription> {
-      const sub = isId('sub', id) ? await subs.get(t.tenantId, id) : null;
-      if (!sub) {
-        if (!field) throw HttpError.notFound('subscription');
-        throw new HttpError(404, 'not_found', `${field}: subscription not found`, { errors: [{ field, message: 'no such subscription' }] });
-      }
+    /** The caller's subscription named in a request body's `field`: 404 naming the field otherwise. */
+    async function subscriptionIn(t: TenantContext, id: string, field: string): Promise<Subscription> {
+      const sub = await findSubscription(subs, t.tenantId, id);
+      if (!sub) throw new HttpError(404, 'not_found', `${field}: subscription not found`, { errors: [{ field, message: 'no such subscription' }] });
       return sub;
     }
 
     // ─── replays ──────────────────────────────────────────────────────────────────────────────────────────
-    app.post('/v1/subscriptions/:id/replay', async (c) => {
-      const t = tenantOf(c.get('auth'), ['tenant']);
-      const sub = await subscriptionOf(t, c.req.param('id'));
+    app.post('/v1/subscriptions/:id/replay', loadSubscription(subs, WRITE_ROLES), async (c) => {
+      const sub = c.var.subscription;
       const body = parseOrThrow(replayBody, await readJson(c));
       const now = Date.now();
       const sinceMs = Date.parse(body.since);
@@ -106,9 +104,8 @@ export default defineFunction({
       return c.json(replay, 202, { location: `/v1/subscriptions/${sub.id}/replays/${replay.id}` });
     });
 
-    app.get('/v1/subscriptions/:id/replays/:replayId', async (c) => {
-      const t = tenantOf(c.get('auth'), ['tenant', 'consumer']);
-      const sub = await subscriptionOf(t, c.req.param('id'));
+    app.get('/v1/subscriptions/:id/replays/:replayId', loadSubscription(subs, READ_ROLES), async (c) => {
+      const { tenant: t, subscription: sub } = c.var;
       const id = c.req.param('replayId');
       const replay = isId('rpl', id) ? await replayer.get(t.tenantId, sub.id, id) : null;
       if (!replay) throw HttpError.notFound('replay');
@@ -116,10 +113,10 @@ export default defineFunction({
     });
 
     // ─── exports ──────────────────────────────────────────────────────────────────────────────────────────
-    app.post('/v1/exports', async (c) => {
-      const t = tenantOf(c.get('auth'), ['tenant']);
+    app.post('/v1/exports', requireTenant(WRITE_ROLES), async (c) => {
+      const t = c.var.tenant;
       const body = parseOrThrow(exportBody, await readJson(c));
-      const sub = await subscriptionOf(t, body.subscription_id, 'subscription_id');
+      const sub = await subscriptionIn(t, body.subscription_id, 'subscription_id');
       const now = Date.now();
       const fromMs = body.from === undefined ? null : Date.parse(body.from);
       const toMs = body.to === undefined ? null : Date.parse(body.to);
@@ -130,16 +127,16 @@ export default defineFunction({
       return c.json(record, 202, { location: `/v1/exports/${record.id}` });
     });
 
-    app.get('/v1/exports/:id', async (c) => {
-      const t = tenantOf(c.get('auth'), ['tenant', 'consumer']);
+    app.get('/v1/exports/:id', requireTenant(READ_ROLES), async (c) => {
+      const t = c.var.tenant;
       const id = c.req.param('id');
       const record = isId('exp', id) ? await exporter.get(t.tenantId, id) : null;
       if (!record) throw HttpError.notFound('export');
       return c.json(record);
     });
 
-    app.get('/v1/exports/:id/file', async (c) => {
-      const t = tenantOf(c.get('auth'), ['tenant', 'consumer']);
+    app.get('/v1/exports/:id/file', requireTenant(READ_ROLES), async (c) => {
+      const t = c.var.tenant;
       const id = c.req.param('id');
       if (!isId('exp', id)) throw HttpError.notFound('export');
       const { stream, bytes } = await exporter.file(t.tenantId, id);
@@ -160,6 +157,7 @@ export default defineFunction({
         await probe.close();
         await replayer.close();
         await exporter.close();
+        await tiered.close();
         await redis.quit().catch(() => redis.disconnect());
       },
     };

@@ -4,28 +4,29 @@
  *
  *   plan (offsets by timestamp per partition: [since, until) -> [from_offset, to_offset)) → read each partition
  *   with a consumer of the replay's own (group pioneer-replay-<id>, nothing committed, deleted afterwards) →
- *   decode as the route does (platform/events/route-decoding.ts) → match the subscription (tenant, types,
- *   source, compiled filters) → append-events-n.lua (once per replay and source record, deduplicated against the replay's progress) → counts in Redis
+ *   decode, match the subscription (tenant, types, source, compiled filters) and append as the route does
+ *   (platform/routing/route-core.ts; deduplicated against the replay's progress, once per replay and source
+ *   record) → counts in Redis
  *
  * The interval is by Kafka record timestamp. Order: each partition is read in offset order and appended in
  * that order, so events of one partition key keep their source order. One replay runs per subscription at a
- * time: a lease ({t:T}:replay:<sub>:active) held and renewed by the instance running it. If that instance
- * dies the lease expires and the replay reads as `failed` (interrupted); what it appended stays.
+ * time: a lease (platform/jobs/records.ts, where the replay's record and progress are kept too) held and renewed
+ * by the instance running it. If that instance dies the lease expires and the replay reads as `failed` (interrupted); what it appended
+ * stays.
  */
 import type { Consumer, Kafka } from 'kafkajs';
-import { HttpError, MalformedRecordError } from '../../platform/errors.ts';
+import { HttpError } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
-import { exportKeys, positionField } from '../../platform/redis/keys.ts';
-import { appendEventsArgs, appendKeys, type PioneerRedis } from '../../platform/redis/client.ts';
+import { activeReplayLease, expireReplayProgress, readReplay, replayProgressKey, saveReplay } from '../../platform/jobs/records.ts';
+import { positionField } from '../../platform/routing/positions.ts';
+import type { PioneerRedis } from '../../platform/redis/client.ts';
 import { decodeKafkaRecord, headersToStrings } from '../../platform/events/kafka-binding.ts';
-import { sourceEventOf, type SourceDecoding } from '../../platform/events/route-decoding.ts';
-import { compileFilters } from '../../platform/filters/subscription-filter.ts';
-import type { CloudEventJson } from '../../platform/events/cloudevent.ts';
+import type { SourceDecoding } from '../../platform/events/route-decoding.ts';
+import type { InboundEvent } from '../../platform/events/inbound.ts';
+import { createRouteCore, type BufferLimits } from '../../platform/routing/route-core.ts';
+import { compileSubscription, matcherOf } from '../../platform/store/subscription-index.ts';
 import type { Subscription } from '../../platform/store/subscriptions.ts';
 import type { Logger } from '../../platform/telemetry/logger.ts';
-
-/** The CloudEvent extension marking a re-delivered event: its value is the replay id. */
-export const REPLAY_EXTENSION = 'pioneerreplay';
 
 export interface ReplayPartition {
   topic: string;
@@ -45,6 +46,8 @@ export interface ReplayCounts {
   appended: number;
   /** records that can never be routed (the route dead-lettered them) */
   malformed: number;
+  /** records of the interval the subscription's filters could not judge within the work budget (not appended) */
+  budget_exceeded: number;
 }
 
 export interface Replay {
@@ -66,28 +69,19 @@ export interface ReplayerOptions {
   log: Logger;
   topics: string[];
   decoding: SourceDecoding;
-  retentionMs: number;
-  maxLen: number;
+  limits: BufferLimits;
   leaseMs: number;
   recordTtlMs: number;
 }
 
-/** A predicate for `sub`, as the route's subscription index builds it, plus the tenant. */
-export function subscriptionMatcher(sub: Subscription): (e: CloudEventJson) => boolean {
-  const filters = compileFilters(sub.filters ?? []);
-  const types = sub.types && sub.types.length > 0 ? new Set(sub.types) : null;
-  const source = sub.source;
-  return (e) =>
-    e.tenantid === sub.tenant_id && (types === null || types.has(e.type)) && (source === undefined || e.source === source) && filters(e as Record<string, unknown>);
-}
-
 export function createReplayer(opts: ReplayerOptions) {
   const { redis, kafka, log, topics, decoding, leaseMs, recordTtlMs } = opts;
+  const core = createRouteCore({ redis, decoding, ...opts.limits });
   const running = new Map<string, Promise<void>>();
   let closing = false;
 
   async function save(tenantId: string, r: Replay): Promise<void> {
-    await redis.set(exportKeys.replay(tenantId, r.subscription_id, r.id), JSON.stringify(r), 'PX', recordTtlMs);
+    await saveReplay(redis, { tenantId, subId: r.subscription_id, record: r, ttlMs: recordTtlMs });
   }
 
   /** The earliest time every source topic still holds (now - the smallest retention.ms), or null (unlimited). */
@@ -148,11 +142,11 @@ export function createReplayer(opts: ReplayerOptions) {
       throw err;
     }
     const id = newId('rpl');
-    const active = exportKeys.activeReplay(tenantId, sub.id);
-    if ((await redis.set(active, id, 'PX', leaseMs, 'NX')) !== 'OK') {
-      const other = await redis.get(active);
-      throw new HttpError(409, 'replay_running', `a replay of this subscription is running (${other ?? 'just finishing'}); wait for it to finish`, {
-        extra: { replay_id: other },
+    const active = activeReplayLease(redis, { tenantId, subId: sub.id });
+    const took = await active.tryTake({ owner: id, ttlMs: leaseMs });
+    if (!took.taken) {
+      throw new HttpError(409, 'replay_running', `a replay of this subscription is running (${took.holder}); wait for it to finish`, {
+        extra: { replay_id: took.holder },
       });
     }
     let replay: Replay;
@@ -160,11 +154,11 @@ export function createReplayer(opts: ReplayerOptions) {
       const partitions = await kafkaCall(() => plan(sinceMs, untilMs, untilGiven));
       replay = {
         id, subscription_id: sub.id, status: 'running', since: new Date(sinceMs).toISOString(), until: new Date(untilMs).toISOString(),
-        created_at: new Date().toISOString(), completed_at: null, counts: { read: 0, matched: 0, appended: 0, malformed: 0 }, partitions, error: null,
+        created_at: new Date().toISOString(), completed_at: null, counts: { read: 0, matched: 0, appended: 0, malformed: 0, budget_exceeded: 0 }, partitions, error: null,
       };
       await save(tenantId, replay);
     } catch (err) {
-      await redis.releaseLease(active, id).catch(() => {});
+      await active.release({ owner: id }).catch(() => {});
       throw err;
     }
     const job = run(sub, replay, sinceMs, untilMs).finally(() => running.delete(id));
@@ -175,11 +169,11 @@ export function createReplayer(opts: ReplayerOptions) {
   async function run(sub: Subscription, replay: Replay, sinceMs: number, untilMs: number): Promise<void> {
     const tenantId = sub.tenant_id;
     const rlog = log.child({ replay: replay.id, subscription: sub.id, tenant: tenantId });
-    const active = exportKeys.activeReplay(tenantId, sub.id);
+    const active = activeReplayLease(redis, { tenantId, subId: sub.id });
     let lost = false;
     const renew = setInterval(() => {
-      redis.renewLease(active, replay.id, String(leaseMs)).then(
-        (ok) => { if (ok === 0) lost = true; },
+      active.renew({ owner: replay.id, ttlMs: leaseMs }).then(
+        (renewed) => { if (!renewed) lost = true; },
         (err) => rlog.warn({ err }, 'replay lease renewal failed'),
       );
     }, Math.max(100, Math.floor(leaseMs / 3)));
@@ -198,8 +192,8 @@ export function createReplayer(opts: ReplayerOptions) {
       clearInterval(renew);
       replay.completed_at = new Date().toISOString();
       await save(tenantId, replay).catch((err) => rlog.error({ err }, 'cannot record the end of the replay'));
-      await redis.releaseLease(active, replay.id).catch(() => {});
-      await redis.pexpire(exportKeys.replayProgress(tenantId, sub.id, replay.id), recordTtlMs).catch(() => {});
+      await active.release({ owner: replay.id }).catch(() => {});
+      await expireReplayProgress(redis, { tenantId, subId: sub.id, replayId: replay.id, ttlMs: recordTtlMs }).catch(() => {});
     }
   }
 
@@ -207,12 +201,11 @@ export function createReplayer(opts: ReplayerOptions) {
     const todo = new Map<string, ReplayPartition>();
     for (const p of replay.partitions) if (BigInt(p.to_offset) > BigInt(p.from_offset)) todo.set(positionField(p.topic, p.partition), p);
     if (todo.size === 0) return;
-    const matches = subscriptionMatcher(sub);
+    // the subscription's types, source and filters exactly as the route's index matches them
+    const matcher = matcherOf([compileSubscription(sub)]);
     const tenantId = sub.tenant_id;
-    // dedup against the replay's own progress; a replay always knows its source positions, so the seen-sets
-    // (hour 0) are named only because the script takes them
-    const scriptKeys = appendKeys(tenantId, sub.id, 0, exportKeys.replayProgress(tenantId, sub.id, replay.id));
-    const maxLen = String(opts.maxLen);
+    // dedup against the replay's own progress (a retried batch), not the subscription's positions
+    const progress = replayProgressKey({ tenantId, subId: sub.id, replayId: replay.id });
     const groupId = `pioneer-replay-${replay.id}`;
     const consumer: Consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 200, retry: { retries: 8 } });
     let finish!: () => void;
@@ -231,7 +224,6 @@ export function createReplayer(opts: ReplayerOptions) {
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       if (!payload.restart) fail(payload.error);
     });
-    const retainFrom = () => String(Date.now() - opts.retentionMs);
     try {
       await consumer.connect();
       await consumer.subscribe({ topics: [...new Set(replay.partitions.map((p) => p.topic))], fromBeginning: true });
@@ -244,7 +236,7 @@ export function createReplayer(opts: ReplayerOptions) {
           if (!p) return;
           const from = BigInt(p.from_offset);
           const to = BigInt(p.to_offset);
-          const events: string[] = [];
+          const records: InboundEvent[] = [];
           for (const m of batch.messages) {
             const offset = BigInt(m.offset);
             if (offset < from) continue;
@@ -252,32 +244,20 @@ export function createReplayer(opts: ReplayerOptions) {
             replay.counts.read++;
             const ts = Number(m.timestamp);
             if (ts < sinceMs || ts >= untilMs) continue;
-            let event: CloudEventJson;
-            try {
-              const item = decodeKafkaRecord(
-                { key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp },
-                { topic: batch.topic, partition: batch.partition, offset: m.offset },
-              );
-              event = sourceEventOf(item, batch.topic, decoding);
-            } catch (err) {
-              if (!(err instanceof MalformedRecordError)) throw err;
-              replay.counts.malformed++;
-              continue;
-            }
-            if (!matches(event)) continue;
-            replay.counts.matched++;
-            const marked = { ...event, [REPLAY_EXTENSION]: replay.id };
-            events.push(m.offset, `${event.source} ${event.id}`, event.type, JSON.stringify(marked));
+            records.push(decodeKafkaRecord(
+              { key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp },
+              { topic: batch.topic, partition: batch.partition, offset: m.offset },
+            ));
           }
-          if (events.length > 0) {
-            // dedup against the replay's own progress (a retried batch), trimmed marker in the subscription's positions
-            const [added] = await redis.appendEvents(...appendEventsArgs(field, maxLen, retainFrom(), [{ keys: scriptKeys, events }]));
-            if (added === -1) {
-              fail(new Error('the subscription was deleted'));
-              return;
-            }
-            replay.counts.appended += Number(added);
+          const routed = await core.route({ topic: batch.topic, partition: batch.partition, records, matcher, dedupKey: () => progress, replay: replay.id });
+          replay.counts.malformed += routed.deadLetters.filter((d) => d.cause === 'malformed').length;
+          replay.counts.budget_exceeded += routed.budgetExceeded;
+          replay.counts.matched += routed.matched;
+          if (routed.deleted.length > 0) {
+            fail(new Error('the subscription was deleted'));
+            return;
           }
+          replay.counts.appended += routed.added;
           const last = batch.messages[batch.messages.length - 1];
           if (last) resolveOffset(last.offset);
           await save(tenantId, replay);
@@ -310,12 +290,11 @@ export function createReplayer(opts: ReplayerOptions) {
 
   /** The replay, or null; a `running` replay whose lease is gone is reported as failed (interrupted). */
   async function get(tenantId: string, subId: string, replayId: string): Promise<Replay | null> {
-    const [json, holder] = await Promise.all([redis.get(exportKeys.replay(tenantId, subId, replayId)), redis.get(exportKeys.activeReplay(tenantId, subId))]);
-    if (!json) return null;
-    const r = JSON.parse(json) as Replay;
+    const [r, holder] = await Promise.all([readReplay<Replay>(redis, { tenantId, subId, replayId }), activeReplayLease(redis, { tenantId, subId }).holder()]);
+    if (!r) return null;
     if (r.status === 'running' && holder !== r.id && !running.has(r.id)) {
       // the lease is released only after the final record is written: read again before calling it interrupted
-      const again = JSON.parse((await redis.get(exportKeys.replay(tenantId, subId, replayId))) ?? json) as Replay;
+      const again = (await readReplay<Replay>(redis, { tenantId, subId, replayId })) ?? r;
       if (again.status !== 'running') return again;
       return { ...again, status: 'failed', error: 'interrupted: the instance running it stopped; events it appended stay in the stream' };
     }

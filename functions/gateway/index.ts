@@ -1,32 +1,45 @@
 /**
  * The gateway function: a subscription's events over Server-Sent Events (Accept: text/event-stream) or as
- * JSON pages. Resumes after `Last-Event-ID` or `?after=`, or from `?since=<RFC 3339>`. An SSE connection reads
- * its stream with a blocking XREAD of its own, only when the socket has taken the last chunk, so a slow
- * client slows its own reads and nothing else. Concurrent SSE connections are limited per tenant (429).
+ * JSON pages. Resumes after `Last-Event-ID` or `?after=`, or from `?since=<RFC 3339>`. An SSE connection waits
+ * for its stream's next entries through the instance's shared blocking readers (platform/redis/stream-readers.ts:
+ * PIONEER_SSE_READERS connections, however many streams are open), and only when its socket has taken the last
+ * chunk, so a slow client slows its own reads and nothing else. Concurrent SSE connections are limited per
+ * tenant (429): a stream holds one of the tenant's slots (platform/redis/sse-slots.ts), taken atomically.
  */
-import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Context } from 'hono';
-import { commonSchema, env } from '../../platform/config/env.ts';
+import { commonSchema, env, requireRedis } from '../../platform/config/env.ts';
+import { coldReadsSchema, sourceSchema } from '../../platform/config/source.ts';
+import { createKafka, kafkaSecurity } from '../../platform/kafka/client.ts';
+import { tieredStreamsFor, type TieredReader } from '../../platform/tiers/cold-reader.ts';
 import { defineFunction } from '../../platform/runtime/contract.ts';
-import { createApp, type AppEnv } from '../../platform/http/app.ts';
-import { HttpError } from '../../platform/errors.ts';
+import { createApp } from '../../platform/http/app.ts';
+import { CursorExpiredError, HttpError } from '../../platform/errors.ts';
 import { createRedis, redisReachable } from '../../platform/redis/client.ts';
-import { keys } from '../../platform/redis/keys.ts';
-import { assertCursorAvailable, cursorBeforeTime, CURSOR_RE, toEntries, type StreamEntry } from '../../platform/redis/streams.ts';
+import { releaseSseSlot, renewSseSlot, takeSseSlot } from '../../platform/redis/sse-slots.ts';
+import { createStreamReaders } from '../../platform/redis/stream-readers.ts';
+import { assertCursor, bufferStats, cursorBeforeTime, cursorTime, isCursor, isHot, streamKey, tiers, toEntries, type StreamEntry, type Tiers } from '../../platform/redis/streams.ts';
 import { createTenantStore } from '../../platform/store/tenants.ts';
 import { createSubscriptionStore, type Subscription } from '../../platform/store/subscriptions.ts';
-import { authenticate, tenantOf, type TenantContext } from '../../platform/auth/authenticate.ts';
-import { isId } from '../../platform/ids.ts';
+import { authenticate, type TenantContext } from '../../platform/auth/authenticate.ts';
+import { loadSubscription, READ_ROLES, requireTenant, type SubscriptionEnv } from '../../platform/http/tenant-scope.ts';
 import { counter, gauge } from '../../platform/telemetry/metrics.ts';
 
-const config = commonSchema.pick({ PIONEER_REDIS_URL: true }).extend({
+const config = commonSchema.extend({
+  // events older than the hot window are derived again from the source topics, as the route derived them
+  ...sourceSchema.shape,
+  ...coldReadsSchema.shape,
   PIONEER_SSE_HEARTBEAT_MS: env.int(100, 120000).default(15000),
   PIONEER_SSE_MAX_PER_TENANT: env.int(1, 100000).default(50),
   PIONEER_SSE_READ_COUNT: env.int(1, 10000).default(500),
+  /** Redis connections that wait for new events on behalf of all of this instance's event streams */
+  PIONEER_SSE_READERS: env.int(1, 64).default(8),
+  /** how long a reading connection waits after a read that brought events before its next read: a few ms of
+   *  latency for fewer, larger reads (each costs Redis work in proportion to the streams waiting on it) */
+  PIONEER_SSE_READ_LINGER_MS: env.int(0, 1000).default(10),
   PIONEER_PAGE_MAX: env.int(1, 10000).default(1000),
   PIONEER_SSE_RETRY_MS: env.int(0, 600000).default(2000),
-});
+}).refine(...requireRedis);
 
 const sanitize = (s: string) => s.replace(/[\r\n]/g, ' ');
 
@@ -37,18 +50,18 @@ export function formatSse(entries: StreamEntry[]): string {
 }
 
 /** The cursor to read after: Last-Event-ID, ?after= or ?since=; 400 naming the field when malformed. */
-function startCursor(c: Context<AppEnv>): { cursor: string; given: boolean } {
+function startCursor(c: Context): { cursor: string; given: boolean } {
   const header = c.req.header('last-event-id');
   const after = c.req.query('after');
   const since = c.req.query('since');
   if ([header, after, since].filter((v) => v !== undefined).length > 1)
     throw HttpError.badRequest('query:after', 'give only one of Last-Event-ID, after and since');
   if (header !== undefined) {
-    if (!CURSOR_RE.test(header)) throw HttpError.badRequest('header:Last-Event-ID', `not a cursor (expected <ms>-<seq>): ${header.slice(0, 64)}`);
+    if (!isCursor(header)) throw HttpError.badRequest('header:Last-Event-ID', `not a cursor (expected <ms>-<seq>): ${header.slice(0, 64)}`);
     return { cursor: header, given: true };
   }
   if (after !== undefined) {
-    if (!CURSOR_RE.test(after)) throw HttpError.badRequest('query:after', `not a cursor (expected <ms>-<seq>): ${after.slice(0, 64)}`);
+    if (!isCursor(after)) throw HttpError.badRequest('query:after', `not a cursor (expected <ms>-<seq>): ${after.slice(0, 64)}`);
     return { cursor: after, given: true };
   }
   if (since !== undefined) {
@@ -64,9 +77,14 @@ export default defineFunction({
   config,
   defaultPort: 8083,
   async create(cfg, { log, metrics }) {
-    const redis = createRedis(cfg.PIONEER_REDIS_URL, { name: 'gateway' });
+    const redis = createRedis(cfg, { name: 'gateway' });
+    const readers = createStreamReaders({
+      redis, size: cfg.PIONEER_SSE_READERS, count: cfg.PIONEER_SSE_READ_COUNT, lingerMs: cfg.PIONEER_SSE_READ_LINGER_MS, log: log.child({ component: 'stream-readers' }),
+    });
     const tenants = createTenantStore(redis);
     const subs = createSubscriptionStore(redis);
+    const kafka = createKafka({ brokers: cfg.PIONEER_KAFKA_BROKERS, clientId: `${cfg.PIONEER_KAFKA_CLIENT_ID}-gateway`, log, ...kafkaSecurity(cfg) });
+    const tiered = tieredStreamsFor(cfg, { redis, kafka, store: subs, log, metrics, user: 'gateway' });
     const open = gauge(metrics, 'pioneer_gateway_sse_connections', 'Open SSE connections');
     const sent = counter(metrics, 'pioneer_gateway_events_sent_total', 'Events sent to clients', ['mode']);
     const streams = new Set<() => void>();
@@ -75,95 +93,104 @@ export default defineFunction({
     const app = createApp({ name: 'gateway', log, metrics, ready: async () => ({ redis: await redisReachable(redis) }) });
     app.use('/v1/*', authenticate(tenants));
 
-    async function subscriptionOf(t: TenantContext, id: string): Promise<Subscription> {
-      const sub = isId('sub', id) ? await subs.get(t.tenantId, id) : null;
-      if (!sub) throw HttpError.notFound('subscription');
-      return sub;
-    }
-
-    app.get('/v1/subscriptions/:id/events', async (c) => {
-      const t = tenantOf(c.get('auth'), ['tenant', 'consumer']);
-      const sub = await subscriptionOf(t, c.req.param('id'));
-      const { cursor, given } = startCursor(c);
-      const key = keys.stream(t.tenantId, sub.id);
-      if (given) await assertCursorAvailable(redis, { stream: key, positions: keys.positions(t.tenantId, sub.id) }, cursor, sub.id);
+    app.get('/v1/subscriptions/:id/events', loadSubscription(subs, READ_ROLES), async (c) => {
+      const { tenant: t, subscription: sub } = c.var;
+      const start = startCursor(c);
+      // without a cursor, a reader starts at the oldest event of the hot window
+      const startTiers = start.given ? await assertCursor(redis, { tenantId: t.tenantId, subId: sub.id, cursor: start.cursor }) : await tiers(redis, { tenantId: t.tenantId, subId: sub.id });
+      const cursor = start.given ? start.cursor : startTiers.trimmed;
       const wantsSse = (c.req.header('accept') ?? '').includes('text/event-stream');
-      if (!wantsSse) return page(c, key, cursor);
-      return sse(c, t, sub, key, cursor);
+      if (!wantsSse) return page(c, t, sub, cursor);
+      return sse(c, t, sub, streamKey(t.tenantId, sub.id), cursor, startTiers);
     });
 
     /** The tenant's subscriptions and what each holds in its buffer: how much is waiting, from when to when. */
-    app.get('/v1/stats', async (c) => {
-      const t = tenantOf(c.get('auth'), ['tenant', 'consumer']);
+    app.get('/v1/stats', requireTenant(READ_ROLES), async (c) => {
+      const t = c.var.tenant;
       const list = await subs.list(t.tenantId);
-      const tx = redis.pipeline();
-      for (const sub of list) {
-        const key = keys.stream(t.tenantId, sub.id);
-        tx.xlen(key).xrange(key, '-', '+', 'COUNT', 1).xrevrange(key, '+', '-', 'COUNT', 1);
-      }
-      const results = (await tx.exec()) ?? [];
-      const cursorAt = (i: number) => ((results[i]?.[1] as [string, string[]][] | undefined)?.[0]?.[0] ?? null);
-      const timeOf = (cursor: string | null) => (cursor ? new Date(Number(cursor.split('-')[0])).toISOString() : null);
+      const stats = await bufferStats(redis, { tenantId: t.tenantId, subIds: list.map((sub) => sub.id) });
       let buffered = 0;
       const data = list.map((sub, n) => {
-        const length = Number(results[n * 3]?.[1] ?? 0);
-        const oldest = cursorAt(n * 3 + 1);
-        const newest = cursorAt(n * 3 + 2);
+        const { length, oldestCursor, newestCursor } = stats[n]!;
         buffered += length;
         return {
           id: sub.id,
           ...(sub.name ? { name: sub.name } : {}),
           buffered: length,
-          oldest_cursor: oldest,
-          newest_cursor: newest,
-          oldest_time: timeOf(oldest),
-          newest_time: timeOf(newest),
+          oldest_cursor: oldestCursor,
+          newest_cursor: newestCursor,
+          oldest_time: cursorTime(oldestCursor),
+          newest_time: cursorTime(newestCursor),
         };
       });
       return c.json({ tenant_id: t.tenantId, subscriptions: data.length, buffered, data });
     });
 
-    async function page(c: Context<AppEnv>, key: string, cursor: string) {
+    async function page(c: Context, t: TenantContext, sub: Subscription, cursor: string) {
       const limitRaw = c.req.query('limit') ?? '100';
       const limit = Number(limitRaw);
       if (!/^\d+$/.test(limitRaw) || limit < 1 || limit > cfg.PIONEER_PAGE_MAX)
         throw HttpError.badRequest('query:limit', `must be an integer from 1 to ${cfg.PIONEER_PAGE_MAX}`);
-      const raw = (await redis.xrange(key, `(${cursor}`, '+', 'COUNT', limit + 1)) as [string, string[]][];
-      const entries = toEntries(raw.slice(0, limit));
+      // a chain of cold pages keeps its reader (and its Kafka consumer) from one page to the next
+      const parkKey = (after: string) => `${t.tenantId}/${sub.id}/${after}`;
+      const reader = tiered.unpark(parkKey(cursor)) ?? tiered.reader({ tenantId: t.tenantId, subId: sub.id });
+      let entries: StreamEntry[];
+      let hasMore: boolean;
+      try {
+        ({ entries, hasMore } = await reader.read(cursor, limit));
+      } catch (err) {
+        await reader.close();
+        throw err;
+      }
+      if (reader.cold && entries.length > 0) tiered.park(parkKey(entries[entries.length - 1]!.cursor), reader);
+      else await reader.close();
       sent.inc({ mode: 'json' }, entries.length);
       const body =
         `{"data":[${entries.map((e) => `{"cursor":"${e.cursor}","event":${e.event}}`).join(',')}],` +
-        `"next_cursor":${JSON.stringify(entries.length ? entries[entries.length - 1]!.cursor : cursor)},"has_more":${raw.length > limit}}`;
+        `"next_cursor":${JSON.stringify(entries.length ? entries[entries.length - 1]!.cursor : cursor)},"has_more":${hasMore}}`;
       return c.body(body, 200, { 'content-type': 'application/json' });
     }
 
-    async function sse(c: Context<AppEnv>, t: TenantContext, sub: Subscription, key: string, from: string) {
+    async function sse(c: Context<SubscriptionEnv>, t: TenantContext, sub: Subscription, key: string, from: string, startTiers: Tiers) {
       if (closing) throw new HttpError(503, 'shutting_down', 'the gateway is shutting down; reconnect', { headers: { 'retry-after': '1' } });
-      const leases = keys.sseLeases(t.tenantId);
-      const lease = randomUUID();
-      const leaseTtl = cfg.PIONEER_SSE_HEARTBEAT_MS * 3;
-      const now = Date.now();
-      const counted = await redis.multi().zremrangebyscore(leases, '-inf', now).zcard(leases).exec();
-      const count = Number(counted?.[1]?.[1] ?? 0);
-      if (count >= cfg.PIONEER_SSE_MAX_PER_TENANT)
+      const ttlMs = cfg.PIONEER_SSE_HEARTBEAT_MS * 3;
+      const took = await takeSseSlot(redis, { tenantId: t.tenantId, max: cfg.PIONEER_SSE_MAX_PER_TENANT, ttlMs });
+      if (!took.taken)
         throw new HttpError(429, 'too_many_streams', `at most ${cfg.PIONEER_SSE_MAX_PER_TENANT} concurrent event streams per tenant`, {
           headers: { 'retry-after': String(Math.ceil(cfg.PIONEER_SSE_HEARTBEAT_MS / 1000)) },
         });
-      await redis.zadd(leases, now + leaseTtl, lease);
+      const slot = took.slot;
+      const reader: TieredReader = tiered.reader({ tenantId: t.tenantId, subId: sub.id });
+      // a cursor older than the hot window: its first events are read before the answer, so that one older than
+      // the source topics keep (410) or too many cold reads at once (503) is the answer's status, not a cut stream
+      let first: StreamEntry[] = [];
+      let catchingUp = !isHot(from, startTiers);
+      if (catchingUp) {
+        try {
+          const read = await reader.read(from, cfg.PIONEER_SSE_READ_COUNT);
+          first = read.entries;
+          catchingUp = read.cold;
+        } catch (err) {
+          await reader.close();
+          await releaseSseSlot(redis, { slot }).catch(() => {});
+          throw err;
+        }
+      }
 
-      const reader = redis.duplicate();
-      reader.on('error', () => {});
       const encoder = new TextEncoder();
       const slog = c.get('log').child({ subscription: sub.id, tenant: t.tenantId });
-      let cursor = from;
+      const waits = new AbortController();
+      let cursor = first.length > 0 ? first[first.length - 1]!.cursor : from;
       let done = false;
       const finish = () => {
         if (done) return;
         done = true;
         streams.delete(abort);
         open.dec();
-        reader.disconnect();
-        redis.zrem(leases, lease).catch(() => {});
+        clearInterval(renewal);
+        waits.abort();
+        reader.close().catch(() => {});
+        releaseSseSlot(redis, { slot }).catch(() => {});
         slog.info({ cursor }, 'event stream closed');
       };
       const abort = () => {
@@ -174,6 +201,18 @@ export default defineFunction({
           // already closed
         }
       };
+      // the slot is held while the stream is open, however busy or slow its client: renewed on a timer, not by reads
+      const renewal = setInterval(() => {
+        renewSseSlot(redis, { slot, ttlMs }).then(
+          (held) => {
+            if (held || done) return;
+            slog.warn('event stream lost its slot (its lease expired); closing so the client reconnects');
+            abort();
+          },
+          () => {}, // Redis away: the reads fail and close the stream
+        );
+      }, cfg.PIONEER_SSE_HEARTBEAT_MS);
+      renewal.unref();
       let controllerRef: ReadableStreamDefaultController<Uint8Array> | undefined;
       streams.add(abort);
       open.inc();
@@ -184,33 +223,61 @@ export default defineFunction({
           start(controller) {
             controllerRef = controller;
             controller.enqueue(encoder.encode(`retry: ${cfg.PIONEER_SSE_RETRY_MS}\n: connected to ${sub.id}\n\n`));
+            if (first.length > 0) {
+              sent.inc({ mode: 'sse' }, first.length);
+              controller.enqueue(encoder.encode(formatSse(first)));
+            }
           },
           async pull(controller) {
             if (done) return;
             try {
-              const res = (await reader.xread('COUNT', cfg.PIONEER_SSE_READ_COUNT, 'BLOCK', cfg.PIONEER_SSE_HEARTBEAT_MS, 'STREAMS', key, cursor)) as
-                | [string, [string, string[]][]][]
-                | null;
+              // older than the hot window (at the start, or trimmed past a slow client): the tiered reader serves
+              // it, from the source topics, until the stream is back in the hot window
+              if (catchingUp) {
+                const { entries, cold } = await reader.read(cursor, cfg.PIONEER_SSE_READ_COUNT);
+                if (done) return;
+                if (!cold) catchingUp = false;
+                if (entries.length > 0) {
+                  cursor = entries[entries.length - 1]!.cursor;
+                  sent.inc({ mode: 'sse' }, entries.length);
+                  controller.enqueue(encoder.encode(formatSse(entries)));
+                  return;
+                }
+                if (cold) return;
+              }
+              const raw = await readers.next({ key, cursor, timeoutMs: cfg.PIONEER_SSE_HEARTBEAT_MS, signal: waits.signal });
               if (done) return;
-              if (!res || res.length === 0 || res[0]![1].length === 0) {
-                // quiet: a heartbeat, the lease renewed, and a check the subscription still exists
-                const checked = await redis.multi().exists(keys.subscription(t.tenantId, sub.id)).zadd(leases, Date.now() + leaseTtl, lease).exec();
-                const exists = checked?.[0]?.[1] === 1;
-                if (!exists) {
+              if (raw && !isHot(cursor, await tiers(redis, { tenantId: t.tenantId, subId: sub.id }))) {
+                // the hot window moved past this stream's cursor: what XREAD skipped comes from the cold tier
+                catchingUp = true;
+                return;
+              }
+              if (!raw) {
+                // quiet: a heartbeat, and a check that the subscription still exists
+                if (!(await subs.exists(t.tenantId, sub.id))) {
+                  if (done) return;
                   controller.enqueue(encoder.encode(`event: pioneer.subscription.deleted\ndata: {"code":"subscription_deleted"}\n\n`));
                   finish();
                   controller.close();
                   return;
                 }
+                if (done) return;
                 controller.enqueue(encoder.encode(`: heartbeat ${new Date().toISOString()}\n\n`));
                 return;
               }
-              const entries = toEntries(res[0]![1]);
+              const entries = toEntries(raw);
               cursor = entries[entries.length - 1]!.cursor;
               sent.inc({ mode: 'sse' }, entries.length);
               controller.enqueue(encoder.encode(formatSse(entries)));
             } catch (err) {
               if (done) return;
+              if (err instanceof CursorExpiredError) {
+                // the source topics no longer hold what comes next: say so before the stream ends (a reconnect gets 410)
+                controller.enqueue(encoder.encode(`event: pioneer.cursor.expired\ndata: ${JSON.stringify({ code: err.code, cursor: err.cursor, oldest_cursor: err.oldestCursor })}\n\n`));
+                finish();
+                controller.close();
+                return;
+              }
               slog.warn({ err }, 'event stream read failed; closing so the client reconnects');
               finish();
               controller.error(err);
@@ -245,6 +312,8 @@ export default defineFunction({
       drain,
       async close() {
         drain();
+        readers.close();
+        await tiered.close();
         await redis.quit().catch(() => redis.disconnect());
       },
     };

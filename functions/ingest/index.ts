@@ -5,31 +5,38 @@
  *                          replicas, idempotent producer), binary mode, keyed by `partitionkey`
  *   GET  /v1/events/{id}   what is known of an ingested event id of the caller's tenant (dedup window)
  *
- * Steps of a POST: read and validate the events (platform/http/cloudevents-request.ts) -> tenant (set when absent, 403 when another)
- * -> rate limit (token bucket per tenant, take-tokens-1.lua) -> `data` against the type's latest registered
- * JSON Schema -> reserve each (source, id) once in the dedup window (reserve-event-1.lua) -> produce the new
- * ones -> record topic/partition/offset for GET and for later duplicates.
+ * Steps of a POST: read and validate the events, keeping each one's JSON text (received.ts) -> tenant (added at the
+ * end of the text when absent, 403 when another)
+ * -> rate limit (token bucket per tenant, platform/ingest/rate-limit.ts) -> `data` against the type's latest registered
+ * JSON Schema -> reserve each (source, id) once in the dedup window (platform/ingest/dedup.ts) -> produce the new
+ * ones, each as the text it arrived as (numbers exact, members in their order) -> record topic/partition/offset for
+ * GET and for later duplicates. The parsed events (JSON.parse: numbers as doubles) serve the checks only.
  * A batch is all-or-nothing up to Kafka: one invalid event refuses the batch and nothing is produced (docs/ingest.md).
+ * Redis or Kafka away: 503 `redis_unavailable` / `kafka_unavailable` with Retry-After, Kafka's within
+ * PIONEER_INGEST_PRODUCE_TIMEOUT_MS; a retry with the same events produces each once (docs/disaster-recovery.md).
  */
 import { z } from 'zod';
-import type { Context } from 'hono';
 import type { Message } from 'kafkajs';
-import { commonSchema, env } from '../../platform/config/env.ts';
+import { commonSchema, env, requireRedis } from '../../platform/config/env.ts';
 import { defineFunction } from '../../platform/runtime/contract.ts';
-import { createApp, type AppEnv } from '../../platform/http/app.ts';
-import { HttpError, type ProblemField } from '../../platform/errors.ts';
-import { createRedis, scriptPipeline, type PioneerRedis, redisReachable } from '../../platform/redis/client.ts';
-import { ingestKeys } from '../../platform/redis/keys.ts';
+import { createApp } from '../../platform/http/app.ts';
+import { asDependencyUnavailable, DependencyUnavailableError, HttpError, PioneerError, type ProblemField } from '../../platform/errors.ts';
+import { createRedis, type PioneerRedis, redisReachable } from '../../platform/redis/client.ts';
+import { lookupEvent, recordEvents, releaseEvents, reserveEvents, type EventRef, type IngestRecord } from '../../platform/ingest/dedup.ts';
+import { takeTokens as takeBucketTokens } from '../../platform/ingest/rate-limit.ts';
 import { createKafka, ensureTopics, kafkaSecurity } from '../../platform/kafka/client.ts';
 import { encodeStructured } from '../../platform/events/kafka-binding.ts';
 import type { CloudEventJson } from '../../platform/events/cloudevent.ts';
 import { createTenantStore } from '../../platform/store/tenants.ts';
 import { authenticate, tenantOf, type TenantContext } from '../../platform/auth/authenticate.ts';
+import { READ_ROLES, requireTenant } from '../../platform/http/tenant-scope.ts';
 import { createSchemaRegistry, createValidatorCache } from '../../platform/schemas/registry.ts';
 import { describeErrors } from '../../platform/schemas/json-schema.ts';
 import { counter, histogram } from '../../platform/telemetry/metrics.ts';
-import { fieldOf, readEvents, type CloudEventsMode as IngestMode } from '../../platform/http/cloudevents-request.ts';
-import { createIngestProducer, type Position } from './producer.ts';
+import { fieldOf, type CloudEventsMode as IngestMode } from '../../platform/http/cloudevents-request.ts';
+import { withMember } from '../../platform/events/event-text.ts';
+import { readReceivedEvents } from './received.ts';
+import { createIngestProducer, ingestKafkaSettings, ProduceTimeoutError, type Position } from './producer.ts';
 
 const config = commonSchema
   .extend({
@@ -47,19 +54,9 @@ const config = commonSchema
   .superRefine((cfg, ctx) => {
     if (cfg.PIONEER_INGEST_RATE_BURST < cfg.PIONEER_INGEST_MAX_BATCH)
       ctx.addIssue({ code: 'custom', path: ['PIONEER_INGEST_RATE_BURST'], message: 'must be at least PIONEER_INGEST_MAX_BATCH, or a full batch could never pass' });
-  });
+  })
+  .refine(...requireRedis);
 export type IngestConfig = z.infer<typeof config>;
-
-/** What is kept of an ingested (source, id) during the dedup window. */
-export interface IngestRecord {
-  id: string;
-  source: string;
-  type: string;
-  accepted_at: string;
-  topic: string;
-  partition: number;
-  offset: string;
-}
 
 export interface IngestResult {
   id: string;
@@ -72,28 +69,30 @@ export interface IngestResult {
   accepted_at: string;
 }
 
-const PENDING = 'pending:';
-
 export default defineFunction({
   name: 'ingest',
   config,
-  defaultPort: 8080,
+  defaultPort: 8086,
   async create(cfg, { log, metrics }) {
-    const redis: PioneerRedis = createRedis(cfg.PIONEER_REDIS_URL, { name: 'ingest' });
+    const redis: PioneerRedis = createRedis(cfg, { name: 'ingest' });
     const tenants = createTenantStore(redis);
     const schemas = createSchemaRegistry(redis);
     const validators = createValidatorCache(schemas, cfg.PIONEER_INGEST_SCHEMA_CACHE_SIZE);
-    const kafka = createKafka({ brokers: cfg.PIONEER_KAFKA_BROKERS, clientId: `${cfg.PIONEER_KAFKA_CLIENT_ID}-ingest`, log, ...kafkaSecurity(cfg) });
+    const kafkaSettings = ingestKafkaSettings(cfg.PIONEER_INGEST_PRODUCE_TIMEOUT_MS);
+    const kafka = createKafka({ brokers: cfg.PIONEER_KAFKA_BROKERS, clientId: `${cfg.PIONEER_KAFKA_CLIENT_ID}-ingest`, log, ...kafkaSecurity(cfg), ...kafkaSettings.client });
     const topic = cfg.PIONEER_INGEST_TOPIC;
     await ensureTopics(kafka, [{ topic, numPartitions: cfg.PIONEER_INGEST_TOPIC_PARTITIONS }]);
-    const producer = createIngestProducer(kafka, { topic, timeoutMs: cfg.PIONEER_INGEST_PRODUCE_TIMEOUT_MS, maxBytes: cfg.PIONEER_INGEST_PRODUCE_MAX_BYTES });
+    const producer = createIngestProducer(kafka, {
+      topic, timeoutMs: cfg.PIONEER_INGEST_PRODUCE_TIMEOUT_MS, maxBytes: cfg.PIONEER_INGEST_PRODUCE_MAX_BYTES, retry: kafkaSettings.retry,
+    });
     await producer.connect();
 
     const eventsTotal = counter(metrics, 'pioneer_ingest_events_total', 'Events accepted by ingest (result: accepted | duplicate)', ['result']);
     const refusedTotal = counter(metrics, 'pioneer_ingest_refused_events_total', 'Events refused by ingest, by reason (the problem code)', ['reason']);
     const produceSeconds = histogram(metrics, 'pioneer_ingest_produce_seconds', 'Time from produce to Kafka acknowledgement, per request');
-    const leaseMs = String(cfg.PIONEER_INGEST_PRODUCE_TIMEOUT_MS * 3);
-    const windowSeconds = String(cfg.PIONEER_INGEST_DEDUP_WINDOW_SECONDS);
+    // a reservation holds while its events may wait for a send (up to the timeout) and the send goes on (its bound)
+    const leaseMs = cfg.PIONEER_INGEST_PRODUCE_TIMEOUT_MS + kafkaSettings.sendBoundMs;
+    const windowSeconds = cfg.PIONEER_INGEST_DEDUP_WINDOW_SECONDS;
 
     const app = createApp({
       name: 'ingest',
@@ -103,11 +102,17 @@ export default defineFunction({
     });
     app.use('/v1/*', authenticate(tenants));
 
-    /** Sets the caller's tenant on events without one; 403 naming `tenantid` for an event of another tenant. */
-    function claimTenant(t: TenantContext, events: CloudEventJson[], mode: IngestMode): void {
+    /**
+     * Sets the caller's tenant on events without one (the last member of their text; the rest of it untouched);
+     * 403 naming `tenantid` for an event of another tenant.
+     */
+    function claimTenant(t: TenantContext, events: CloudEventJson[], texts: string[], mode: IngestMode): void {
       const errors: ProblemField[] = [];
       events.forEach((e, i) => {
-        if (e.tenantid === undefined) e.tenantid = t.tenantId;
+        if (e.tenantid === undefined) {
+          e.tenantid = t.tenantId;
+          texts[i] = withMember(texts[i]!, 'tenantid', t.tenantId);
+        }
         else if (e.tenantid !== t.tenantId) errors.push({ field: fieldOf(mode, i, 'tenantid'), message: "names another tenant than the API key's" });
       });
       if (errors.length)
@@ -115,8 +120,9 @@ export default defineFunction({
     }
 
     async function takeTokens(t: TenantContext, n: number): Promise<void> {
-      const [taken, value] = await redis.takeTokens(ingestKeys.rate(t.tenantId), String(cfg.PIONEER_INGEST_RATE_PER_SECOND), String(cfg.PIONEER_INGEST_RATE_BURST), String(n));
-      if (taken === 1) return;
+      const took = await takeBucketTokens(redis, { tenantId: t.tenantId, ratePerSecond: cfg.PIONEER_INGEST_RATE_PER_SECOND, burst: cfg.PIONEER_INGEST_RATE_BURST, wanted: n });
+      if (took.taken) return;
+      const value = took.retryAfterMs;
       const seconds = Math.max(1, Math.ceil(value / 1000));
       throw new HttpError(429, 'rate_limited', `this tenant may ingest ${cfg.PIONEER_INGEST_RATE_PER_SECOND} events/s (bursts of ${cfg.PIONEER_INGEST_RATE_BURST}); retry after ${seconds} s`, {
         headers: { 'retry-after': String(seconds) },
@@ -150,7 +156,7 @@ export default defineFunction({
     }
 
     /** Reserves, produces and records the events; duplicates within the window are answered from their record. */
-    async function ingest(t: TenantContext, events: CloudEventJson[], mode: IngestMode): Promise<IngestResult[]> {
+    async function ingest(t: TenantContext, events: CloudEventJson[], texts: string[], mode: IngestMode): Promise<IngestResult[]> {
       // the first occurrence of each (source, id) in the request is the one that may be produced
       const first = new Map<string, number>();
       events.forEach((e, i) => {
@@ -158,24 +164,22 @@ export default defineFunction({
         if (!first.has(k)) first.set(k, i);
       });
       const unique = [...first.values()];
-      const pipe = scriptPipeline(redis);
-      for (const i of unique) pipe.reserveEvent(ingestKeys.event(t.tenantId, events[i]!.id), events[i]!.source, leaseMs, windowSeconds);
-      const replies = (await pipe.exec()) ?? [];
+      const refOf = (i: number): EventRef => ({ id: events[i]!.id, source: events[i]!.source });
+      // Redis going away in the middle of the reservations throws (the ones made are given back): retried whole
+      const reservations = await reserveEvents(redis, { tenantId: t.tenantId, events: unique.map(refOf), leaseMs, windowSeconds });
       const existing = new Map<number, IngestRecord>();
       const reserved: number[] = [];
       const inFlight: ProblemField[] = [];
       unique.forEach((i, n) => {
-        const [err, value] = replies[n] ?? [new Error('no reply'), null];
-        if (err) throw err;
-        if (value === null) reserved.push(i);
-        else if (String(value).startsWith(PENDING)) inFlight.push({ field: fieldOf(mode, i, 'id'), message: 'this (source, id) is being ingested by another request right now' });
-        else existing.set(i, JSON.parse(String(value)) as IngestRecord);
+        const r = reservations[n]!;
+        if (r.status === 'reserved') reserved.push(i);
+        else if (r.status === 'pending') inFlight.push({ field: fieldOf(mode, i, 'id'), message: 'this (source, id) is being ingested by another request right now' });
+        else existing.set(i, r.record);
       });
       const release = async () => {
-        if (reserved.length === 0) return;
-        const tx = redis.pipeline();
-        for (const i of reserved) tx.hdel(ingestKeys.event(t.tenantId, events[i]!.id), events[i]!.source);
-        await tx.exec().catch((err) => log.warn({ err }, 'releasing ingest reservations failed; they lapse after their lease'));
+        await releaseEvents(redis, { tenantId: t.tenantId, events: reserved.map(refOf) }).catch((err) =>
+          log.warn({ err }, 'releasing ingest reservations failed; they lapse after their lease'),
+        );
       };
       if (inFlight.length) {
         await release();
@@ -185,33 +189,52 @@ export default defineFunction({
         });
       }
 
-      const records = new Map<number, IngestRecord>();
+      /** Replaces the reservations with the records of where Kafka put the events. */
+      const recordPositions = async (positions: Position[]): Promise<Map<number, IngestRecord>> => {
+        const acceptedAt = new Date().toISOString();
+        const out = new Map<number, IngestRecord>();
+        reserved.forEach((i, n) => {
+          const { partition, offset } = positions[n]!;
+          const e = events[i]!;
+          out.set(i, { id: e.id, source: e.source, type: e.type, accepted_at: acceptedAt, topic, partition, offset });
+        });
+        await recordEvents(redis, { tenantId: t.tenantId, records: [...out.values()] }).catch((err) =>
+          log.warn({ err }, 'recording ingested events failed; their dedup entries lapse after the lease'),
+        );
+        return out;
+      };
+
+      let records = new Map<number, IngestRecord>();
       if (reserved.length) {
-        const messages = reserved.map((i) => encodeStructured(events[i]!) as Message);
+        const messages = reserved.map((i) => encodeStructured(events[i]!, texts[i]) as Message);
         const timer = produceSeconds.startTimer();
         let positions: Position[];
         try {
           positions = await producer.send(messages);
         } catch (err) {
-          log.error({ err, topic, events: messages.length }, 'produce failed');
+          if (err instanceof ProduceTimeoutError && err.outcome) {
+            // The send is in flight and Kafka may still take the events: releasing now would let a retry write them
+            // a second time. The reservations stay (a retry meanwhile answers 409 duplicate_in_flight) until the
+            // send ends, well within their lease: then they become records (a retry is answered as a duplicate)
+            // or are released (a retry produces the events).
+            log.warn({ topic, events: messages.length }, 'produce past its deadline; the reservations wait for its outcome');
+            void err.outcome.then(recordPositions, async (cause: unknown) => {
+              log.warn({ err: cause, topic, events: messages.length }, 'produce failed after its deadline; releasing the reservations');
+              await release();
+            });
+            throw err;
+          }
           await release();
-          throw new HttpError(503, 'kafka_unavailable', 'the events could not be written to Kafka; retry (nothing was recorded as ingested)', {
-            headers: { 'retry-after': '1' },
-            cause: err,
-          });
+          const outage = asDependencyUnavailable(err);
+          if (!outage) log.error({ err, topic, events: messages.length }, 'produce failed');
+          throw (
+            outage ??
+            new DependencyUnavailableError('kafka', 'the events could not be written to Kafka; retry the same request (nothing was recorded as ingested)', { cause: err })
+          );
         } finally {
           timer();
         }
-        const acceptedAt = new Date().toISOString();
-        const tx = redis.pipeline();
-        reserved.forEach((i, n) => {
-          const { partition, offset } = positions[n]!;
-          const e = events[i]!;
-          const record: IngestRecord = { id: e.id, source: e.source, type: e.type, accepted_at: acceptedAt, topic, partition, offset };
-          records.set(i, record);
-          tx.hset(ingestKeys.event(t.tenantId, e.id), e.source, JSON.stringify(record));
-        });
-        await tx.exec().catch((err) => log.warn({ err }, 'recording ingested events failed; their dedup entries lapse after the lease'));
+        records = await recordPositions(positions);
       }
 
       return events.map((e, i) => {
@@ -234,33 +257,29 @@ export default defineFunction({
       const seen = { count: 1 };
       try {
         const t = tenantOf(c.get('auth'), ['tenant']);
-        const { mode, events } = await readEvents(c, { maxBodyBytes: cfg.PIONEER_INGEST_MAX_BODY_BYTES, maxBatch: cfg.PIONEER_INGEST_MAX_BATCH }, seen);
-        claimTenant(t, events, mode);
+        const limits = { maxBodyBytes: cfg.PIONEER_INGEST_MAX_BODY_BYTES, maxBatch: cfg.PIONEER_INGEST_MAX_BATCH };
+        const { mode, events, texts } = await readReceivedEvents(c, limits, seen);
+        claimTenant(t, events, texts, mode);
         await takeTokens(t, events.length);
         await checkSchemas(t, events, mode);
-        const results = await ingest(t, events, mode);
+        const results = await ingest(t, events, texts, mode);
         const duplicates = results.filter((r) => r.duplicate).length;
         eventsTotal.inc({ result: 'accepted' }, results.length - duplicates);
         if (duplicates) eventsTotal.inc({ result: 'duplicate' }, duplicates);
         return c.json({ accepted: results.length - duplicates, duplicates, events: results }, 202);
       } catch (err) {
-        refusedTotal.inc({ reason: err instanceof HttpError ? err.code : 'internal' }, seen.count);
+        refusedTotal.inc({ reason: err instanceof PioneerError ? err.code : (asDependencyUnavailable(err)?.code ?? 'internal') }, seen.count);
         throw err;
       }
     });
 
-    app.get('/v1/events/:id', async (c: Context<AppEnv>) => {
-      const t = tenantOf(c.get('auth'), ['tenant', 'consumer']);
+    app.get('/v1/events/:id', requireTenant(READ_ROLES), async (c) => {
+      const t = c.var.tenant;
       const id = c.req.param('id') ?? '';
       const source = c.req.query('source');
-      const key = ingestKeys.event(t.tenantId, id);
-      const [all, ttl] = await Promise.all([redis.hgetall(key), redis.pttl(key)]);
-      const data = Object.entries(all)
-        .filter(([src]) => source === undefined || src === source)
-        .map(([src, value]) => (value.startsWith(PENDING) ? { id, source: src, status: 'pending' } : { ...(JSON.parse(value) as IngestRecord), status: 'accepted' }))
-        .sort((a, b) => a.source.localeCompare(b.source));
+      const { entries: data, rememberedUntilMs } = await lookupEvent(redis, { tenantId: t.tenantId, id, source });
       if (data.length === 0) throw HttpError.notFound('ingested event');
-      return c.json({ id, data, ...(ttl > 0 ? { remembered_until: new Date(Date.now() + ttl).toISOString() } : {}) });
+      return c.json({ id, data, ...(rememberedUntilMs !== null ? { remembered_until: new Date(rememberedUntilMs).toISOString() } : {}) });
     });
 
     return {

@@ -3,39 +3,48 @@
  * find its tenant's matching subscriptions, and append it once to each subscription's Redis Stream.
  * Records that can never be routed go to the dead-letter topic with the reason in a header.
  *
+ * Decoding, matching and appending are platform/routing/route-core.ts, which replays share.
+ *
  * Once-only: each subscription remembers the last source offset it appended per source partition
  * (append-events-n.lua, one call per tenant and batch), so a re-delivered record is skipped. The route's own position per partition is kept in
  * Redis beside the streams (pioneer:route:pos): when Redis lost its last second (AOF everysec) that position is
  * behind Kafka's committed offset, and the route rewinds the partition to it and derives the lost appends again.
+ *
+ * How the rewind happens depends on the host. The local host's consumer seeks: the route answers `{ rewindTo }` and
+ * gets the partition again from there. An HTTP trigger (Knative KafkaSource, OpenFaaS kafka-connector) cannot: it
+ * posts one record per request, commits it once answered 2xx, and a non-2xx answer only brings the same record
+ * back, so asking it to redeliver would never reach the records before it. Its batches are marked not seekable,
+ * and for those the route restores the interval itself before it routes the record in hand: it reads the
+ * partition from the rewind point up to that record from Kafka (platform/kafka/partition-range.ts, a reader of
+ * its own that commits nothing) and routes it through the same path, chunk by chunk. Appends are once-only per
+ * subscription and source offset, so whatever survived in Redis is skipped; the route's position moves with each
+ * chunk, so a restore cut short (the trigger's timeout) goes on from there when the trigger retries the record.
  */
 import { z } from 'zod';
-import { commonSchema, env } from '../../platform/config/env.ts';
+import { commonSchema, env, requireRedis } from '../../platform/config/env.ts';
 import { defineFunction } from '../../platform/runtime/contract.ts';
 import { createApp } from '../../platform/http/app.ts';
-import { createRedis, scriptPipeline, redisReachable, appendEventsCalls, appendKeys, type StreamBatch } from '../../platform/redis/client.ts';
-import { keys, positionField } from '../../platform/redis/keys.ts';
+import { createRedis, redisReachable } from '../../platform/redis/client.ts';
+import { readRoutePosition, writeRoutePosition } from '../../platform/routing/positions.ts';
 import { createKafka, kafkaProbe, createProducer, ensureTopics, kafkaSecurity } from '../../platform/kafka/client.ts';
 import { createSubscriptionStore } from '../../platform/store/subscriptions.ts';
 import { createSubscriptionIndex } from '../../platform/store/subscription-index.ts';
-import { MalformedRecordError } from '../../platform/errors.ts';
 import { counter, histogram } from '../../platform/telemetry/metrics.ts';
-import type { CloudEventJson } from '../../platform/events/cloudevent.ts';
 import type { BatchResult, EventBatch, InboundEvent } from '../../platform/events/inbound.ts';
-import { topicMappingsEnv } from '../../platform/events/topic-mapping.ts';
-import { sourceEventOf } from '../../platform/events/route-decoding.ts';
+import { decodeKafkaRecord, headersToStrings } from '../../platform/events/kafka-binding.ts';
+import { readPartitionRange } from '../../platform/kafka/partition-range.ts';
+import { bufferLimitsOf, bufferSchema, decodingOf, sourceSchema } from '../../platform/config/source.ts';
+import { createRouteCore } from '../../platform/routing/route-core.ts';
 
 const config = commonSchema.extend({
-  PIONEER_SOURCE_TOPICS: env.list().default(['pioneer.events']),
+  ...sourceSchema.shape,
+  ...bufferSchema.shape,
   PIONEER_ROUTE_GROUP: z.string().min(1).default('pioneer-route'),
   PIONEER_DEAD_LETTER_TOPIC: z.string().min(1).default('pioneer.dead-letter'),
-  PIONEER_TOPIC_MAPPINGS: topicMappingsEnv(),
-  PIONEER_STREAM_RETENTION_HOURS: env.int(1, 24 * 365).default(72),
-  PIONEER_STREAM_MAX_LENGTH: env.int(1, 1_000_000_000).default(5_000_000),
-  PIONEER_MAX_RECORD_BYTES: env.int(1024, 16 * 1024 * 1024).default(1024 * 1024),
   PIONEER_SUBSCRIPTION_POLL_MS: env.int(10, 60000).default(250),
   /** how far back to re-derive when Redis comes back without the route's position (it loses at most ~1 s) */
   PIONEER_ROUTE_REDERIVE_SECONDS: env.int(1, 7 * 86400).default(60),
-});
+}).refine(...requireRedis);
 export type RouteConfig = z.infer<typeof config>;
 
 export default defineFunction({
@@ -43,7 +52,7 @@ export default defineFunction({
   config,
   defaultPort: 8082,
   async create(cfg, { log, metrics }) {
-    const redis = createRedis(cfg.PIONEER_REDIS_URL, { name: 'route' });
+    const redis = createRedis(cfg, { name: 'route' });
     const kafka = createKafka({ brokers: cfg.PIONEER_KAFKA_BROKERS, clientId: `${cfg.PIONEER_KAFKA_CLIENT_ID}-route`, log, ...kafkaSecurity(cfg) });
     const producer = createProducer(kafka);
     // topics missing on the broker are created (a fresh local stack); existing ones are left as they are
@@ -57,12 +66,10 @@ export default defineFunction({
     const appended = counter(metrics, 'pioneer_route_appends_total', 'Events appended to subscription streams');
     const duplicates = counter(metrics, 'pioneer_route_duplicates_total', 'Re-delivered events skipped as already appended');
     const deadLettered = counter(metrics, 'pioneer_route_dead_letters_total', 'Source records sent to the dead-letter topic', ['topic']);
+    const budgetExceeded = counter(metrics, 'pioneer_route_filter_budget_exceeded_total', "Events a subscription's filters could not judge within their work budget (dead-lettered for it)");
+    const transformFailed = counter(metrics, 'pioneer_route_transform_failed_total', "Events a subscription's transform failed on (set aside in its dead letters)");
     const batchSeconds = histogram(metrics, 'pioneer_route_batch_seconds', 'Time to route one partition batch');
-    const retentionMs = cfg.PIONEER_STREAM_RETENTION_HOURS * 3600_000;
-    const maxLen = String(cfg.PIONEER_STREAM_MAX_LENGTH);
-
-    const decoding = { maxRecordBytes: cfg.PIONEER_MAX_RECORD_BYTES, mappings: cfg.PIONEER_TOPIC_MAPPINGS };
-    const eventOf = (item: InboundEvent, topic: string): CloudEventJson => sourceEventOf(item, topic, decoding);
+    const core = createRouteCore({ redis, decoding: decodingOf(cfg), ...bufferLimitsOf(cfg) });
 
     /**
      * Kafka hands over `first` but Redis has no position for the partition although the partition has records
@@ -87,93 +94,75 @@ export default defineFunction({
       }
     }
 
+    /**
+     * For a host that cannot seek: reads the partition's records [from, until) from Kafka and routes them, in
+     * order, before the record at `until` (see the top of this file).
+     */
+    async function restore(topic: string, partition: number, from: string, until: string): Promise<void> {
+      log.warn({ topic, partition, from, until }, 'the trigger cannot rewind: reading the interval from Kafka and routing it again');
+      await readPartitionRange(kafka, { topic, partition, from, until, groupPrefix: `${cfg.PIONEER_ROUTE_GROUP}.restore` }, async (messages) => {
+        const events = messages.map((m) =>
+          decodeKafkaRecord({ key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp }, { topic, partition, offset: m.offset }),
+        );
+        await routeRecords(topic, partition, events, messages[messages.length - 1]!.offset);
+        received.inc({ topic }, events.length);
+      });
+    }
+
     async function handle(batch: EventBatch): Promise<BatchResult | void> {
       const timer = batchSeconds.startTimer();
-      const field = positionField(batch.topic, batch.partition);
+      const at = { topic: batch.topic, partition: batch.partition };
       const first = batch.events[0]?.position?.offset;
-      const checkpoint = first === undefined ? null : await redis.hget(keys.routePositions(), field);
-      if (checkpoint !== null && first !== undefined && BigInt(checkpoint) < BigInt(first)) return { rewindTo: checkpoint };
+      let checkpoint = first === undefined ? null : await readRoutePosition(redis, at);
+      let rewindTo: string | null = null;
+      if (checkpoint !== null && first !== undefined && BigInt(checkpoint) < BigInt(first)) rewindTo = checkpoint;
       if (checkpoint === null && first !== undefined) {
-        const target = await rederiveFrom(batch.topic, batch.partition, first);
-        if (target !== null) {
-          await redis.hset(keys.routePositions(), field, target);
-          return { rewindTo: target };
-        }
+        rewindTo = await rederiveFrom(batch.topic, batch.partition, first);
+        if (rewindTo !== null) await writeRoutePosition(redis, { ...at, next: rewindTo });
+      }
+      if (rewindTo !== null && first !== undefined) {
+        if (batch.seekable !== false) return { rewindTo };
+        await restore(batch.topic, batch.partition, rewindTo, first);
+        checkpoint = first;
       }
 
-      const deadLetters: { item: InboundEvent; reason: string }[] = [];
-      // the batch's matches per tenant and subscription, in source order: one append call per tenant
-      const perTenant = new Map<string, Map<string, StreamBatch>>();
-      const hour = Math.floor(Date.now() / 3600_000);
       // records before the checkpoint were routed already (a re-delivery after a crash): compare only then
       const skipBefore = checkpoint !== null && first !== undefined && BigInt(first) < BigInt(checkpoint) ? BigInt(checkpoint) : null;
-      for (const item of batch.events) {
-        const offset = item.position?.offset;
-        if (skipBefore !== null && offset !== undefined && BigInt(offset) < skipBefore) continue;
-        let event: CloudEventJson;
-        try {
-          event = eventOf(item, batch.topic);
-        } catch (err) {
-          if (!(err instanceof MalformedRecordError)) throw err;
-          deadLetters.push({ item, reason: err.message });
-          continue;
-        }
-        const matches = index.match(event.tenantid!, event);
-        if (matches.length === 0) continue;
-        const json = item.json ?? JSON.stringify(event);
-        const dedupId = `${event.source} ${event.id}`;
-        for (const { sub } of matches) {
-          const t = sub.tenant_id;
-          let subs = perTenant.get(t);
-          if (!subs) perTenant.set(t, (subs = new Map()));
-          let entry = subs.get(sub.id);
-          if (!entry) subs.set(sub.id, (entry = { keys: appendKeys(t, sub.id, hour), events: [] }));
-          entry.events.push(offset ?? '', dedupId, event.type, json);
-        }
-      }
-      if (perTenant.size > 0) {
-        // one position field per batch: every record of a batch comes from the same partition, or none has one
-        const posField = first === undefined ? '' : field;
-        const retainFrom = String(Date.now() - retentionMs);
-        const pipeline = scriptPipeline(redis);
-        for (const subs of perTenant.values()) for (const args of appendEventsCalls(posField, maxLen, retainFrom, subs.values())) pipeline.appendEvents(...args);
-        let added = 0;
-        let skipped = 0;
-        for (const [err, res] of (await pipeline.exec()) ?? []) {
-          if (err) throw err; // retriable: the host retries the batch, appends already made are skipped then
-          const counts = res as number[];
-          for (let i = 0; i < counts.length; i += 2) {
-            if (counts[i]! < 0) continue; // the subscription was deleted meanwhile
-            added += counts[i]!;
-            skipped += counts[i + 1]!;
-          }
-        }
-        appended.inc(added);
-        duplicates.inc(skipped);
-      }
+      const records = skipBefore === null ? batch.events : batch.events.filter((item) => item.position === undefined || BigInt(item.position.offset) >= skipBefore);
+      await routeRecords(batch.topic, batch.partition, records, batch.events[batch.events.length - 1]?.position?.offset);
+      received.inc({ topic: batch.topic }, batch.events.length);
+      timer();
+    }
+
+    /** Routes records of one partition, in offset order, dead-letters what cannot be routed, and moves the route's position past `last`. */
+    async function routeRecords(topic: string, partition: number, records: readonly InboundEvent[], last: string | undefined): Promise<void> {
+      const { deadLetters, added, skipped, budgetExceeded: exceeded, transformFailed: failed, unreplicated } = await core.route({ topic, partition, records, matcher: index });
+      transformFailed.inc(failed);
+      if (unreplicated > 0) log.warn({ topic, partition, masters: unreplicated }, 'appends not yet on a replica of every Redis master written to: a failover now could lose them');
+      budgetExceeded.inc(exceeded);
+      appended.inc(added);
+      duplicates.inc(skipped);
       if (deadLetters.length > 0) {
         await producer.send({
           topic: cfg.PIONEER_DEAD_LETTER_TOPIC,
           acks: -1,
-          messages: deadLetters.map(({ item, reason }) => ({
+          messages: deadLetters.map(({ item, reason, subscription }) => ({
             key: item.record?.key ?? null,
             value: item.record?.value ?? null,
             headers: {
               ...(item.record?.headers ?? {}),
               'pioneer-error': reason,
-              'pioneer-source-topic': batch.topic,
-              'pioneer-source-partition': String(batch.partition),
+              'pioneer-source-topic': topic,
+              'pioneer-source-partition': String(partition),
               ...(item.position ? { 'pioneer-source-offset': item.position.offset } : {}),
+              ...(subscription ? { 'pioneer-subscription': subscription } : {}),
             },
           })),
         });
-        deadLettered.inc({ topic: batch.topic }, deadLetters.length);
-        for (const { item, reason } of deadLetters) log.warn({ topic: batch.topic, partition: batch.partition, offset: item.position?.offset, reason }, 'dead-lettered');
+        deadLettered.inc({ topic }, deadLetters.length);
+        for (const { item, reason } of deadLetters) log.warn({ topic, partition, offset: item.position?.offset, reason }, 'dead-lettered');
       }
-      const last = batch.events[batch.events.length - 1]?.position?.offset;
-      if (last !== undefined) await redis.hset(keys.routePositions(), field, String(BigInt(last) + 1n));
-      received.inc({ topic: batch.topic }, batch.events.length);
-      timer();
+      if (last !== undefined) await writeRoutePosition(redis, { topic, partition, next: String(BigInt(last) + 1n) });
     }
 
     const probe = kafkaProbe(kafka);

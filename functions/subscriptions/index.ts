@@ -3,7 +3,7 @@
  * The platform team's first admin key is the PIONEER_ADMIN_KEY secret, registered at start-up (docs/api-keys.md).
  */
 import { z } from 'zod';
-import { commonSchema } from '../../platform/config/env.ts';
+import { commonSchema, REDIS_VARIABLES, requireRedis } from '../../platform/config/env.ts';
 import { defineFunction } from '../../platform/runtime/contract.ts';
 import { createApp, readJson } from '../../platform/http/app.ts';
 import { parseOrThrow } from '../../platform/http/problem.ts';
@@ -12,14 +12,16 @@ import { createRedis, redisReachable } from '../../platform/redis/client.ts';
 import { createTenantStore } from '../../platform/store/tenants.ts';
 import { createSubscriptionStore, type SubscriptionInput } from '../../platform/store/subscriptions.ts';
 import { authenticate, requireAdmin, tenantOf } from '../../platform/auth/authenticate.ts';
+import { loadSubscription, READ_ROLES, requireTenant, WRITE_ROLES } from '../../platform/http/tenant-scope.ts';
 import { looksLikeApiKey } from '../../platform/auth/api-keys.ts';
 import { isId } from '../../platform/ids.ts';
+import { createSecretBox, secretKeysEnv } from '../../platform/crypto/secret-box.ts';
 import { createEndpointStore, endpointKeys } from '../../platform/webhooks/endpoints.ts';
 import { assertSinkAllowed, urlPolicyEnv, urlPolicyOf } from '../../platform/webhooks/url-policy.ts';
 import { keyCreateSchema, subscriptionCreateSchema, subscriptionPatchSchema, tenantCreateSchema } from './schema.ts';
 import { mountSchemas } from './schemas.ts';
 
-const config = commonSchema.pick({ PIONEER_REDIS_URL: true }).extend({
+const config = commonSchema.pick(REDIS_VARIABLES).extend({
   PIONEER_ADMIN_KEY: z
     .string()
     .refine(looksLikeApiKey, 'expected pk_ followed by 20-128 letters, digits, - or _ (npm run admin-key prints one)')
@@ -27,17 +29,19 @@ const config = commonSchema.pick({ PIONEER_REDIS_URL: true }).extend({
   PIONEER_MAX_SUBSCRIPTIONS_PER_TENANT: z.coerce.number().int().min(1).max(100000).default(1000),
   // which webhook sinks are accepted (docs/webhooks.md)
   ...urlPolicyEnv,
-});
+  // the keys a new endpoint's secret is sealed with (platform/crypto/secret-box.ts)
+  ...secretKeysEnv,
+}).refine(...requireRedis);
 
 export default defineFunction({
   name: 'subscriptions',
   config,
   defaultPort: 8081,
   async create(cfg, { log, metrics }) {
-    const redis = createRedis(cfg.PIONEER_REDIS_URL, { name: 'subscriptions' });
+    const redis = createRedis(cfg, { name: 'subscriptions' });
     const tenants = createTenantStore(redis);
     const subs = createSubscriptionStore(redis);
-    const endpoints = createEndpointStore(redis);
+    const endpoints = createEndpointStore(redis, createSecretBox(cfg.PIONEER_SECRET_KEYS));
     const sinkPolicy = urlPolicyOf(cfg);
     if (cfg.PIONEER_ADMIN_KEY) {
       const rec = await tenants.ensureAdminKey(cfg.PIONEER_ADMIN_KEY);
@@ -63,9 +67,11 @@ export default defineFunction({
     app.post('/v1/tenants/:id/keys', async (c) => {
       const auth = c.get('auth');
       const id = c.req.param('id');
-      // an admin may add keys to any tenant; a tenant administrator to its own; anybody else sees 404
-      if (auth.role !== 'admin' && !(auth.role === 'tenant' && auth.tenantId === id)) throw HttpError.notFound('tenant');
+      // an admin may add keys to any tenant and a tenant administrator to its own; a consumer key of the tenant is
+      // refused (403); any other tenant's id answers 404
+      if (auth.role !== 'admin' && auth.tenantId !== id) throw HttpError.notFound('tenant');
       if (!isId('ten', id) || !(await tenants.getTenant(id))) throw HttpError.notFound('tenant');
+      if (auth.role !== 'admin') tenantOf(auth, WRITE_ROLES);
       const body = parseOrThrow(keyCreateSchema, await readJson(c));
       return c.json(await tenants.createKey(id, body.role), 201);
     });
@@ -73,48 +79,39 @@ export default defineFunction({
     app.delete('/v1/keys/:id', async (c) => {
       const auth = c.get('auth');
       const id = c.req.param('id');
-      const key = isId('key', id) ? await tenants.getKey(id) : null;
-      const allowed = key && (auth.role === 'admin' || (auth.role === 'tenant' && key.tenant_id === auth.tenantId));
-      if (!key || !allowed) throw HttpError.notFound('key');
-      await tenants.deleteKey(id);
+      const key = isId('key', id) ? await tenants.ownedKey(id, { tenantId: auth.role === 'admin' ? null : auth.tenantId }) : null;
+      if (!key) throw HttpError.notFound('key');
+      if (auth.role !== 'admin') tenantOf(auth, WRITE_ROLES);
+      if (!(await tenants.revokeKey(key))) throw HttpError.notFound('key');
       return c.body(null, 204);
     });
 
-    app.post('/v1/subscriptions', async (c) => {
-      const t = tenantOf(c.get('auth'), ['tenant']);
+    app.post('/v1/subscriptions', requireTenant(WRITE_ROLES), async (c) => {
+      const t = c.var.tenant;
       const input = parseOrThrow(subscriptionCreateSchema, await readJson(c)) as SubscriptionInput;
       if (input.sink) await assertSinkAllowed(input.sink, sinkPolicy);
-      const existing = await subs.list(t.tenantId);
-      if (existing.length >= cfg.PIONEER_MAX_SUBSCRIPTIONS_PER_TENANT)
-        throw new HttpError(409, 'too_many_subscriptions', `a tenant may have at most ${cfg.PIONEER_MAX_SUBSCRIPTIONS_PER_TENANT} subscriptions`);
-      const sub = await subs.create(t.tenantId, input);
+      const result = await subs.create(t.tenantId, input, cfg.PIONEER_MAX_SUBSCRIPTIONS_PER_TENANT);
+      if ('limitReached' in result)
+        throw new HttpError(409, 'too_many_subscriptions', `a tenant may have at most ${result.limitReached} subscriptions`);
+      const sub = result.created;
       // the webhook endpoint (its signing secret: GET /v1/subscriptions/{id}/endpoint/secret) delivers from the start
       if (sub.sink) await endpoints.ensure(t.tenantId, sub.id, 'start');
       return c.json(sub, 201, { location: `/v1/subscriptions/${sub.id}` });
     });
 
-    app.get('/v1/subscriptions', async (c) => {
-      const t = tenantOf(c.get('auth'), ['tenant', 'consumer']);
-      return c.json({ data: await subs.list(t.tenantId) });
+    app.get('/v1/subscriptions', requireTenant(READ_ROLES), async (c) => {
+      return c.json({ data: await subs.list(c.var.tenant.tenantId) });
     });
 
-    app.get('/v1/subscriptions/:id', async (c) => {
-      const t = tenantOf(c.get('auth'), ['tenant', 'consumer']);
-      const id = c.req.param('id');
-      const sub = isId('sub', id) ? await subs.get(t.tenantId, id) : null;
-      if (!sub) throw HttpError.notFound('subscription');
-      return c.json(sub);
-    });
+    app.get('/v1/subscriptions/:id', loadSubscription(subs, READ_ROLES), (c) => c.json(c.var.subscription));
 
-    app.patch('/v1/subscriptions/:id', async (c) => {
-      const t = tenantOf(c.get('auth'), ['tenant']);
-      const id = c.req.param('id');
-      if (!isId('sub', id) || !(await subs.get(t.tenantId, id))) throw HttpError.notFound('subscription');
+    app.patch('/v1/subscriptions/:id', loadSubscription(subs, WRITE_ROLES), async (c) => {
+      const { tenant: t, subscription: current } = c.var;
       const patch = parseOrThrow(subscriptionPatchSchema, await readJson(c));
       if (patch.sink) {
         await assertSinkAllowed(patch.sink, sinkPolicy);
         // before the sink is visible: a sink set later delivers the events that come after it
-        await endpoints.ensure(t.tenantId, id, 'end');
+        await endpoints.ensure(t.tenantId, current.id, 'end');
       }
       const set: Partial<SubscriptionInput> = {};
       const unset: (keyof SubscriptionInput)[] = [];
@@ -122,17 +119,20 @@ export default defineFunction({
         if (v === null) unset.push(k);
         else (set as Record<string, unknown>)[k] = v;
       }
-      const sub = await subs.update(t.tenantId, id, set, unset);
-      if (!sub) throw HttpError.notFound('subscription');
-      if (patch.sink === null) await endpoints.removeEndpoint(t.tenantId, id);
+      const sub = await subs.update(t.tenantId, current.id, set, unset);
+      if (!sub) {
+        // deleted while this change was on its way: nothing of it may outlive the subscription
+        if (patch.sink) await endpoints.removeEndpoint(t.tenantId, current.id);
+        throw HttpError.notFound('subscription');
+      }
+      if (patch.sink === null) await endpoints.removeEndpoint(t.tenantId, current.id);
       return c.json(sub);
     });
 
-    app.delete('/v1/subscriptions/:id', async (c) => {
-      const t = tenantOf(c.get('auth'), ['tenant']);
-      const id = c.req.param('id');
+    app.delete('/v1/subscriptions/:id', loadSubscription(subs, WRITE_ROLES), async (c) => {
+      const { tenant: t, subscription: sub } = c.var;
       // the endpoint goes in the same transaction: a crash cannot leave its keys behind
-      if (!isId('sub', id) || !(await subs.delete(t.tenantId, id, endpointKeys(t.tenantId, id)))) throw HttpError.notFound('subscription');
+      if (!(await subs.delete(t.tenantId, sub.id, endpointKeys(t.tenantId, sub.id)))) throw HttpError.notFound('subscription');
       return c.body(null, 204);
     });
 

@@ -1,6 +1,7 @@
 /** Request bodies of the subscriptions API. Unknown fields are refused so typos do not pass silently. */
 import { z } from 'zod';
-import { filterSchema } from '../../platform/filters/subscription-filter.ts';
+import { filtersSchema } from '../../platform/filters/subscription-filter.ts';
+import { transformSchema } from '../../platform/transforms/transform.ts';
 
 const typeName = z.string().min(1, 'must not be empty').max(256, 'at most 256 characters');
 
@@ -13,7 +14,10 @@ export const subscriptionCreateSchema = z.strictObject({
   name: z.string().min(1).max(200).optional(),
   types: z.array(typeName).min(1, 'list at least one type, or leave types out for every type').max(100).optional(),
   source: z.string().min(1).max(1024).optional(),
-  filters: z.array(filterSchema).max(32, 'at most 32 filters').default([]),
+  // checked by the very step that compiles them for the route, with its limits (subscription-filter.ts)
+  filters: filtersSchema.default([]),
+  // compiled as the route compiles it, with its bounds (platform/transforms/transform.ts)
+  transform: transformSchema.optional(),
   sink: sinkSchema.optional(),
 });
 
@@ -23,7 +27,8 @@ export const subscriptionPatchSchema = z
     name: z.string().min(1).max(200).nullable().optional(),
     types: z.array(typeName).min(1).max(100).nullable().optional(),
     source: z.string().min(1).max(1024).nullable().optional(),
-    filters: z.array(filterSchema).max(32).optional(),
+    filters: filtersSchema.optional(),
+    transform: transformSchema.nullable().optional(),
     sink: sinkSchema.nullable().optional(),
   })
   .refine((v) => Object.keys(v).length > 0, 'the patch changes nothing: name at least one field');

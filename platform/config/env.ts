@@ -48,7 +48,10 @@ export const env = {
 /** Variables every function shares. */
 export const commonSchema = z.object({
   PIONEER_LOG_LEVEL: env.logLevel().default('info'),
-  PIONEER_REDIS_URL: env.url(['redis', 'rediss']),
+  /** one Redis server; required unless PIONEER_REDIS_CLUSTER_NODES is set */
+  PIONEER_REDIS_URL: env.url(['redis', 'rediss']).optional(),
+  /** seed nodes of a Redis Cluster (host:port,...); when set, replaces PIONEER_REDIS_URL */
+  PIONEER_REDIS_CLUSTER_NODES: env.brokers().optional(),
   PIONEER_KAFKA_BROKERS: env.brokers(),
   PIONEER_KAFKA_CLIENT_ID: z.string().min(1).default('pioneer'),
   /** TLS to the brokers (the system's CA store) */
@@ -58,3 +61,18 @@ export const commonSchema = z.object({
   PIONEER_KAFKA_SASL_PASSWORD: z.string().min(1).optional(),
 });
 export type CommonConfig = z.infer<typeof commonSchema>;
+
+/** The variables that say where Redis is, for `commonSchema.pick(...)` (platform/redis/client.ts reads them). */
+export const REDIS_VARIABLES = { PIONEER_REDIS_URL: true, PIONEER_REDIS_CLUSTER_NODES: true } as const;
+
+/**
+ * `schema.refine(...requireRedis)`: one of PIONEER_REDIS_URL and PIONEER_REDIS_CLUSTER_NODES is set. Checked even
+ * when other variables are missing too, so that the one line at start-up names every missing variable.
+ */
+export const requireRedis: [
+  (cfg: { PIONEER_REDIS_URL?: string | undefined; PIONEER_REDIS_CLUSTER_NODES?: string[] | undefined }) => boolean,
+  { path: string[]; message: string; when: () => boolean },
+] = [
+  (cfg) => cfg.PIONEER_REDIS_URL !== undefined || cfg.PIONEER_REDIS_CLUSTER_NODES !== undefined,
+  { path: ['PIONEER_REDIS_URL'], message: 'is required (or PIONEER_REDIS_CLUSTER_NODES for a Redis Cluster)', when: () => true },
+];

@@ -37,9 +37,19 @@ export interface EventBatch {
   topic: string;
   partition: number;
   events: InboundEvent[];
+  /**
+   * False when the host cannot deliver the partition again from an earlier offset: an HTTP trigger (Knative
+   * KafkaSource, OpenFaaS kafka-connector) posts one record per request and commits it once answered 2xx, and
+   * a retry brings back only that record. The handler then must not answer `rewindTo`: it reads what it needs
+   * from Kafka itself before it resolves. Absent or true: the host seeks (the local host's consumer).
+   */
+  seekable?: boolean;
 }
 
 export interface BatchResult {
-  /** Ask the host to deliver this partition again from `rewindTo` (hosts that cannot seek log it). */
+  /**
+   * Ask the host to deliver this partition again from `rewindTo`; the batch is not done. Only for a seekable
+   * batch: a host that cannot seek and gets it anyway answers so that its trigger retries, never as done.
+   */
   rewindTo?: string;
 }

@@ -5,7 +5,8 @@
  * and rejects structured events without `time`; validation is platform/events/cloudevent.ts.
  */
 import type { IHeaders } from 'kafkajs';
-import { assertCloudEvent, dataMember, InvalidCloudEventError, type CloudEventJson } from './cloudevent.ts';
+import { assertCloudEvent, dataMember, InvalidCloudEventError, isJsonContentType, type CloudEventJson } from './cloudevent.ts';
+import { oneLine, withJsonData, withMember } from './event-text.ts';
 import type { InboundEvent, RawRecord, SourcePosition } from './inbound.ts';
 
 export function headersToStrings(headers: IHeaders | undefined): Record<string, string> {
@@ -42,6 +43,11 @@ export function decodeKafkaRecord(record: RawRecord, position?: SourcePosition):
   }
 }
 
+/**
+ * The event and, when it can be stored as text, its structured JSON: a structured record's own text (on one line,
+ * with `partitionkey` added at the end when the key supplies it), or a binary record's attributes followed by
+ * its JSON value's own text. Numbers in that text stay as the producer wrote them (platform/events/event-text.ts).
+ */
 function toCloudEvent(record: RawRecord): { event: CloudEventJson; json?: string } {
   let event: Record<string, unknown>;
   let text: string | undefined;
@@ -51,17 +57,18 @@ function toCloudEvent(record: RawRecord): { event: CloudEventJson; json?: string
     const ct = record.headers['content-type'];
     if (ct) event['datacontenttype'] = ct;
     Object.assign(event, dataMember(record.value, ct));
+    if (event['data'] !== undefined && isJsonContentType(ct)) text = withJsonData(event, record.value!.toString('utf8'));
   } else {
     text = record.value!.toString('utf8');
     event = JSON.parse(text) as Record<string, unknown>;
+    text = oneLine(text);
   }
   if (event['partitionkey'] === undefined && record.key !== null && record.key.length > 0) {
     event['partitionkey'] = record.key.toString('utf8');
-    text = undefined; // the stored event must carry it
+    if (text !== undefined) text = withMember(text, 'partitionkey', event['partitionkey']); // the stored event must carry it
   }
   assertCloudEvent(event);
-  // a line break would split the event in an SSE message and in the consumers' NDJSON files
-  return text !== undefined && !/[\r\n]/.test(text) ? { event, json: text } : { event };
+  return text !== undefined ? { event, json: text } : { event };
 }
 
 /** Encodes a CloudEvent as a binary-mode Kafka record keyed by its `partitionkey`. */
@@ -82,11 +89,14 @@ export function encodeBinary(event: CloudEventJson): { key: string | null; value
   return { key: event.partitionkey ?? null, value, headers };
 }
 
-/** Encodes a CloudEvent as a structured-mode Kafka record. */
-export function encodeStructured(event: CloudEventJson): { key: string | null; value: Buffer; headers: Record<string, string> } {
+/**
+ * Encodes a CloudEvent as a structured-mode Kafka record: `json` (the event's own text, as ingest received it)
+ * when given, else the event serialised.
+ */
+export function encodeStructured(event: CloudEventJson, json?: string): { key: string | null; value: Buffer; headers: Record<string, string> } {
   return {
     key: event.partitionkey ?? null,
-    value: Buffer.from(JSON.stringify(event)),
+    value: Buffer.from(json ?? JSON.stringify(event)),
     headers: { 'content-type': 'application/cloudevents+json; charset=utf-8' },
   };
 }

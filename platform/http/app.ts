@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import type { Registry } from 'prom-client';
-import { HttpError } from '../errors.ts';
+import { asDependencyUnavailable, CursorExpiredError, HttpError } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { histogram } from '../telemetry/metrics.ts';
 import { PROBLEM_CONTENT_TYPE, problemBody } from './problem.ts';
@@ -21,6 +21,31 @@ export function problemResponse(err: HttpError, instance?: string): Response {
     status: err.status,
     headers: { 'content-type': PROBLEM_CONTENT_TYPE, ...err.headers },
   });
+}
+
+/** The answer to a domain error the storage modules throw; null for any other error. */
+function domainProblem(err: Error): HttpError | null {
+  if (err instanceof CursorExpiredError)
+    return new HttpError(410, err.code, err.message, {
+      extra: {
+        oldest_cursor: err.oldestCursor,
+        detail:
+          `events after this cursor are older than the subscription's retention or than the source topics keep. ` +
+          `Resume after oldest_cursor; to recover what the topics still hold, replay the subscription from Kafka ` +
+          `(POST /v1/subscriptions/${err.subscriptionId}/replay with {"since": "<RFC 3339 time>"}).`,
+      },
+    });
+  return null;
+}
+
+/** The status recorded (in metrics and logs) for a request its client abandoned: nginx's 499, never sent to anyone. */
+const CLIENT_CLOSED_REQUEST = 499;
+
+/** True when `err` comes from the client going away mid-request (a body read cut short), not from the function. */
+function clientClosed(c: Context, err: Error): boolean {
+  if (c.req.raw.signal.aborted) return true;
+  const code = (err as { code?: unknown }).code;
+  return (code === 'ECONNRESET' && err.message === 'aborted') || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ERR_HTTP_REQUEST_TIMEOUT';
 }
 
 export function createApp(opts: { name: string; log: Logger; metrics: Registry; ready: ReadyCheck }): App {
@@ -41,6 +66,18 @@ export function createApp(opts: { name: string; log: Logger; metrics: Registry; 
 
   app.onError((err, c) => {
     if (err instanceof HttpError) return problemResponse(err, c.req.path);
+    const domain = domainProblem(err);
+    if (domain) return problemResponse(domain, c.req.path);
+    if (clientClosed(c, err)) {
+      // the client hung up (or its body was cut off by the server's request timeout): nobody reads an answer
+      c.get('log')?.debug({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'client closed the request');
+      return new Response(null, { status: CLIENT_CLOSED_REQUEST });
+    }
+    const outage = asDependencyUnavailable(err);
+    if (outage) {
+      c.get('log')?.warn({ err, dependency: outage.dependency }, `${outage.dependency} unavailable: answered 503`);
+      return problemResponse(new HttpError(503, outage.code, outage.message, { headers: { 'retry-after': String(outage.retryAfterSeconds) } }), c.req.path);
+    }
     c.get('log')?.error({ err }, 'unhandled error');
     return new Response(JSON.stringify({ status: 500, title: 'internal error', code: 'internal' }), {
       status: 500,

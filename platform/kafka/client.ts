@@ -48,12 +48,17 @@ export interface KafkaProbe {
   close(): Promise<void>;
 }
 
+/** How long /readyz waits for a broker's answer: past it Kafka counts as unreachable. */
+export const KAFKA_READY_TIMEOUT_MS = 1500;
+
 /**
  * The /readyz check of Kafka: one admin client kept connected between probes (a probe every few seconds would
  * otherwise open a connection each time), without retries so that an outage is answered at once rather than
  * after the client's back-off; after a failure the client is dropped and the next probe connects afresh.
+ * A probe answers within `timeoutMs` even when the broker is silent (a network that drops packets, a stopped
+ * broker), where a request would otherwise wait for the client's request timeout or its reconnection attempts.
  */
-export function kafkaProbe(kafka: Kafka): KafkaProbe {
+export function kafkaProbe(kafka: Kafka, timeoutMs = KAFKA_READY_TIMEOUT_MS): KafkaProbe {
   let admin: Promise<Admin> | undefined;
   const drop = async () => {
     const current = admin;
@@ -62,17 +67,24 @@ export function kafkaProbe(kafka: Kafka): KafkaProbe {
   };
   return {
     async reachable() {
+      let timer: NodeJS.Timeout | undefined;
       try {
         admin ??= (async () => {
           const a = kafka.admin({ retry: { retries: 0 } });
           await a.connect();
           return a;
         })();
-        await (await admin).describeCluster();
-        return true;
+        const current = admin;
+        const silent = new Promise<false>((resolve) => (timer = setTimeout(resolve, timeoutMs, false)));
+        const answered = await Promise.race([current.then((a) => a.describeCluster()).then(() => true), silent]);
+        // no answer in time: let this client go (without waiting: its requests may hang), the next probe connects afresh
+        if (!answered && admin === current) void drop();
+        return answered;
       } catch {
         await drop();
         return false;
+      } finally {
+        clearTimeout(timer);
       }
     },
     close: drop,
@@ -89,7 +101,11 @@ export function createProducer(kafka: Kafka): Producer {
   });
 }
 
-/** Creates `topics` if missing (partitions and retention as given); existing topics are left as they are. */
+/**
+ * Creates `topics` if missing (partitions and retention as given); existing topics are left as they are.
+ * Each partition gets min(3, brokers) replicas, and on three brokers or more `min.insync.replicas=2`, so that a
+ * write acknowledged by all in-sync replicas (the producer's acks) survives the loss of any one broker.
+ */
 export async function ensureTopics(
   kafka: Kafka,
   topics: { topic: string; numPartitions?: number; retentionMs?: number; cleanupPolicy?: 'delete' | 'compact' }[],
@@ -100,18 +116,45 @@ export async function ensureTopics(
     const existing = new Set(await admin.listTopics());
     const missing = topics.filter((t) => !existing.has(t.topic));
     if (missing.length === 0) return;
+    const { brokers } = await admin.describeCluster();
+    const replicationFactor = Math.max(1, Math.min(3, brokers.length));
+    // kafkajs's own waitForLeaders asks the broker it created the topics on, which on a cluster may not have the
+    // new topics' metadata yet and answers UNKNOWN_TOPIC_OR_PARTITION; the wait below retries that instead.
     await admin.createTopics({
-      waitForLeaders: true,
+      waitForLeaders: false,
       topics: missing.map((t) => ({
         topic: t.topic,
         numPartitions: t.numPartitions ?? 4,
+        replicationFactor,
         configEntries: [
           ...(t.retentionMs ? [{ name: 'retention.ms', value: String(t.retentionMs) }] : []),
           ...(t.cleanupPolicy ? [{ name: 'cleanup.policy', value: t.cleanupPolicy }] : []),
+          ...(replicationFactor >= 3 ? [{ name: 'min.insync.replicas', value: '2' }] : []),
         ],
       })),
     });
+    await waitForLeaders(admin, missing.map((t) => t.topic));
   } finally {
     await admin.disconnect();
+  }
+}
+
+/**
+ * Waits until every partition of `topics` has a leader, as the brokers' metadata says. It asks for every topic's
+ * metadata rather than these topics', which a broker that does not know them yet would answer with an error
+ * (logged by kafkajs) instead of leaving them out.
+ */
+async function waitForLeaders(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const wanted = new Set(topics);
+  for (;;) {
+    try {
+      const found = (await admin.fetchTopicMetadata()).topics.filter((t) => wanted.has(t.name));
+      if (found.length === wanted.size && found.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+    } catch (err) {
+      if ((err as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION' && (err as { type?: string }).type !== 'LEADER_NOT_AVAILABLE') throw err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for the leaders of ${topics.join(', ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

@@ -5,23 +5,26 @@
  *   pioneer:apikey:<sha256>          hash   an API key by the hash of its secret: id, tenant, role, created
  *   pioneer:keyid:<key id>           string the sha256 of that key, so it can be revoked by id
  *   pioneer:tenants                  hash   tenant id -> tenant JSON
- *   pioneer:subscriptions            hash   subscription id -> subscription JSON (every tenant's: the route index)
- *   pioneer:subscriptions:version    string counter bumped on every subscription change (instances poll it)
+ *   pioneer:subscriptions:version    string counter bumped after every subscription change (instances poll it)
  *   pioneer:route:pos                hash   "<topic>/<partition>" -> next source offset the route must process
  *
  * Tenant keys carry the hash tag {t:<tenant id>} so that a tenant's keys share one Redis Cluster slot:
  *   {t:T}:subs                       set    the tenant's subscription ids
- *   {t:T}:sub:<sub>                  string the subscription JSON (the record of truth; its index copy is global)
+ *   {t:T}:sub:<sub>                  string the subscription JSON (platform/store/subscriptions.ts)
  *   {t:T}:stream:<sub>               stream the subscription's events (see platform/redis/streams.ts)
- *   {t:T}:pos:<sub>                  hash   source position -> last offset appended (idempotent append)
+ *   {t:T}:pos:<sub>                  hash   source position -> last offset appended (idempotent append), and the
+ *                                           trimmed and cold markers
+ *   {t:T}:marks:<sub>                stream runs of appended entries and where they came from (the cold tier)
+ *   {t:T}:specs:<sub>                hash   digest -> matching spec JSON, every spec the subscription had
  *   {t:T}:seen:<sub>:<hour>          set    source/id of events appended without a known position (expires)
- *   {t:T}:sse                        zset   open SSE connections (lease id -> expiry ms), for the per-tenant limit
+ *   {t:T}:sse                        zset   the tenant's SSE slots: lease id -> expiry ms (platform/redis/sse-slots.ts)
  *
  * deliver (webhook push; platform/webhooks/endpoints.ts describes them):
  *   {t:T}:ep:<sub>                   hash   the subscription's webhook endpoint: id, secrets, state, cursor, head attempt, next_at
  *   {t:T}:ep:<sub>:lease             string the deliver instance working the endpoint (expires unless renewed)
  *   {t:T}:attempts:<sub>             list   recent delivery attempts (JSON, newest first, capped)
- *   {t:T}:dead:<sub>                 stream dead-lettered events, in the order they died
+ *   {t:T}:dead:<sub>                 stream dead-lettered events, in the order they died (and events the route set
+ *                                           aside because the subscription's transform failed on them)
  *   {t:T}:redeliver:<sub>            list   dead letters queued by a replay, delivered ahead of the live stream
  */
 
@@ -31,7 +34,6 @@ export const keys = {
   apiKey: (sha256: string) => `${PLATFORM}:apikey:${sha256}`,
   apiKeyId: (keyId: string) => `${PLATFORM}:keyid:${keyId}`,
   tenants: () => `${PLATFORM}:tenants`,
-  subscriptions: () => `${PLATFORM}:subscriptions`,
   subscriptionsVersion: () => `${PLATFORM}:subscriptions:version`,
   routePositions: () => `${PLATFORM}:route:pos`,
 
@@ -40,6 +42,8 @@ export const keys = {
   subscription: (tenantId: string, subId: string) => `{t:${tenantId}}:sub:${subId}`,
   stream: (tenantId: string, subId: string) => `{t:${tenantId}}:stream:${subId}`,
   positions: (tenantId: string, subId: string) => `{t:${tenantId}}:pos:${subId}`,
+  marks: (tenantId: string, subId: string) => `{t:${tenantId}}:marks:${subId}`,
+  specs: (tenantId: string, subId: string) => `{t:${tenantId}}:specs:${subId}`,
   seen: (tenantId: string, subId: string, hour: number) => `{t:${tenantId}}:seen:${subId}:${hour}`,
   sseLeases: (tenantId: string) => `{t:${tenantId}}:sse`,
 
@@ -57,7 +61,8 @@ export function positionField(topic: string, partition: number): string {
 }
 
 /*
- * ingest and the schema registry (functions/ingest, functions/subscriptions/schemas.ts):
+ * ingest and the schema registry (owned by platform/ingest/rate-limit.ts, platform/ingest/dedup.ts and
+ * platform/schemas/registry.ts):
  *   {t:T}:ingest:rate                hash   the tenant's ingest token bucket: tokens, at (ms) (take-tokens-1.lua)
  *   {t:T}:ingest:evt:<event id>      hash   source -> ingest record JSON, or "pending:<deadline ms>" while being
  *                                           produced (reserve-event-1.lua); expires after the dedup window
@@ -72,7 +77,7 @@ export const ingestKeys = {
 };
 
 /*
- * export: exports and replays (functions/export):
+ * exports and replays (owned by platform/jobs/records.ts; a replay's progress is written by the route core):
  *   {t:T}:export:<exp>               string the export's record JSON: status, interval, manifest when done, error
  *                                           (expires after PIONEER_EXPORT_TTL_HOURS; the file lives on disk)
  *   {t:T}:export:<exp>:lease         string held while an instance writes the export (expires unless renewed)
@@ -89,4 +94,27 @@ export const exportKeys = {
   replay: (tenantId: string, subId: string, replayId: string) => `{t:${tenantId}}:replay:${subId}:${replayId}`,
   replayProgress: (tenantId: string, subId: string, replayId: string) => `{t:${tenantId}}:replay:${subId}:${replayId}:pos`,
   activeReplay: (tenantId: string, subId: string) => `{t:${tenantId}}:replay:${subId}:active`,
+};
+
+/*
+ * insights (owned by platform/insights/store.ts, which describes them in full; apply-insights-1.lua writes them):
+ *   {t:T}:ins:pos                    hash   "<topic>/<partition>" -> next source offset applied for the tenant, and
+ *                                           "<topic>/<partition>:wm" -> the tenant's watermark on it (ms)
+ *   {t:T}:ins:campaigns              set    campaign ids the tenant's events named (404 for any other)
+ *   {t:T}:ins:u:<metric>:<res>:<n>:<campaign>   HyperLogLog  distinct customers in bucket n of resolution m|h|d
+ *   {t:T}:ins:x:<metric>:<res>:<n>:<campaign>   set          the same customers exactly, while few enough
+ *   {t:T}:ins:n:<metric>:<res>:<n>:<campaign>   string       raw event count of the same bucket
+ *   {t:T}:ins:clk:<customer>         zset   the customer's recent clicks, "<ms>|<campaign>" by event time
+ *   {t:T}:ins:crt:<customer>         zset   the customer's recent cart.add events by event time
+ *   {t:T}:ins:att:<customer>         zset   "<campaign>|<cart>" pairs already attributed, by cart time
+ *   {t:T}:ins:flow:<minute>          hash   event type -> events of the tenant in that event-time minute
+ */
+export const insightsKeys = {
+  positions: (tenantId: string) => `{t:${tenantId}}:ins:pos`,
+  campaigns: (tenantId: string) => `{t:${tenantId}}:ins:campaigns`,
+  /** every other insights key of the tenant starts with this (the script builds them from it: one slot) */
+  prefix: (tenantId: string) => `{t:${tenantId}}:ins:`,
+  distinct: (tenantId: string, metric: string, res: string, n: number, campaignId: string) => `{t:${tenantId}}:ins:u:${metric}:${res}:${n}:${campaignId}`,
+  events: (tenantId: string, metric: string, res: string, n: number, campaignId: string) => `{t:${tenantId}}:ins:n:${metric}:${res}:${n}:${campaignId}`,
+  flow: (tenantId: string, minute: number) => `{t:${tenantId}}:ins:flow:${minute}`,
 };

@@ -6,6 +6,10 @@
  * Schemas come from tenants, so compiled schemas are never registered by `$id` on the shared ajv instances
  * (two tenants may use the same `$id`), and remote `$ref`s are not fetched: a reference must resolve inside the
  * schema itself.
+ *
+ * Validation sees `data` as JSON.parse made it, numbers as doubles: a 20-digit integer is checked as its nearest
+ * double (`minimum`, `multipleOf` and `maximum` near 2^53 and beyond are approximate). What ingest writes is the
+ * event's own text, never this parsed value (functions/ingest/received.ts).
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Ajv2019 } from 'ajv/dist/2019.js';
@@ -95,6 +99,7 @@ export function compileSchema(value: unknown): ValidateFunction {
   } catch (err) {
     throw new InvalidSchemaError([{ field: 'body', message: `does not compile: ${(err as Error).message}` }]);
   } finally {
-    ajv.removeSchema(schema as object);
+    // ajv caches compiled object schemas by identity; a boolean schema is not cached (and removeSchema refuses it)
+    if (typeof schema === 'object') ajv.removeSchema(schema as object);
   }
 }

@@ -1,15 +1,41 @@
 /**
- * Every tenant's subscriptions, compiled, in memory: what the route matches each event against.
+ * Every tenant's subscriptions, compiled, in memory: what the route matches each event against. The matching
+ * itself (types, then source and filters) is `matcherOf`, which a replay builds over its one subscription.
  * It follows changes by polling pioneer:subscriptions:version (one GET per period, default 250 ms) and
- * reloading everything when it moved, so every instance sees a change within a second.
+ * reloading everything when it moved (and at least every 30 s), so every instance sees a change within a second.
  */
 import type { Logger } from '../telemetry/logger.ts';
-import { compileFilters, type Predicate } from '../filters/subscription-filter.ts';
-import type { Subscription, SubscriptionStore } from './subscriptions.ts';
+import { compileFilters, type FilterVerdict } from '../filters/subscription-filter.ts';
+import { compileTransform, type CompiledTransform } from '../transforms/transform.ts';
+import { MAX_EVALUATION_STEPS, type EvaluationBudget } from '../filters/cesql/index.ts';
+import { matchingSpec, type LoadMark, type Subscription, type SubscriptionStore } from './subscriptions.ts';
 
 export interface IndexedSubscription {
   sub: Subscription;
-  matches: Predicate;
+  /** the digest of its matching spec (platform/store/subscriptions.ts), recorded with the events it matches */
+  spec: string;
+  /** its transform, compiled; absent when it has none */
+  transform?: CompiledTransform;
+  /** Its source and filters against one event; 'budgetExceeded' when its filters ran out of work budget. */
+  verdict: (event: Record<string, unknown>, budget?: EvaluationBudget) => FilterVerdict;
+}
+
+/**
+ * What events are matched against: the route's index of every subscription, or a replay's one subscription
+ * (`matcherOf([compileSubscription(sub)])`), with the same types, source and filters semantics.
+ */
+export interface SubscriptionMatcher {
+  /**
+   * Subscriptions of `tenantId` whose types, source and filters match the event. Those whose filters ran out of
+   * the work budget (one per event for all of the tenant's subscriptions) before they could answer are added to
+   * `exceeded` when given.
+   */
+  match(tenantId: string, event: Record<string, unknown>, exceeded?: IndexedSubscription[]): IndexedSubscription[];
+  /**
+   * Which of `tenantIds` name no tenant (their records can never be delivered). A matcher without it answers
+   * for the tenants it holds only: an event of another tenant simply matches nothing.
+   */
+  unknownTenants?(tenantIds: Iterable<string>): Promise<Set<string>>;
 }
 
 interface TenantEntry {
@@ -17,57 +43,110 @@ interface TenantEntry {
   anyType: IndexedSubscription[];
 }
 
-export interface SubscriptionIndex {
-  /** Subscriptions of `tenantId` whose types, source and filters match the event. */
-  match(tenantId: string, event: Record<string, unknown>): IndexedSubscription[];
+export interface SubscriptionIndex extends SubscriptionMatcher {
+  /**
+   * Which of `tenantIds` name no tenant. A tenant the index does not know is looked up in Redis, and the index
+   * reloads when one was created since its last load, so a new tenant's first events are never refused.
+   */
+  unknownTenants(tenantIds: Iterable<string>): Promise<Set<string>>;
   /** Loads now (resolves once loaded) and keeps following changes. */
   start(): Promise<void>;
-  refresh(): Promise<void>;
+  /** Reloads when something changed (or always, with `force`). */
+  refresh(force?: boolean): Promise<void>;
   stop(): void;
   size(): number;
 }
 
+/**
+ * A subscription's source, filters and transform, compiled; throws FilterCompileError when its filters do not
+ * compile, TransformError when its transform does not.
+ */
+export function compileSubscription(sub: Subscription): IndexedSubscription {
+  const filters = compileFilters(sub.filters ?? []);
+  const source = sub.source;
+  const verdict: IndexedSubscription['verdict'] =
+    source === undefined ? filters.verdict : (e, budget) => (e['source'] === source ? filters.verdict(e, budget) : 'noMatch');
+  return { sub, spec: matchingSpec(sub).digest, verdict, ...(sub.transform !== undefined ? { transform: compileTransform(sub.transform) } : {}) };
+}
+
+/** A matcher over compiled subscriptions: by tenant, then by type (a subscription without types takes every type). */
+export function matcherOf(subs: Iterable<IndexedSubscription>): SubscriptionMatcher {
+  const tenants = new Map<string, TenantEntry>();
+  for (const indexed of subs) {
+    const { sub } = indexed;
+    let entry = tenants.get(sub.tenant_id);
+    if (!entry) tenants.set(sub.tenant_id, (entry = { byType: new Map(), anyType: [] }));
+    if (!sub.types || sub.types.length === 0) entry.anyType.push(indexed);
+    else
+      for (const type of sub.types) {
+        const list = entry.byType.get(type);
+        if (list) list.push(indexed);
+        else entry.byType.set(type, [indexed]);
+      }
+  }
+  // evaluation is synchronous: one budget object serves every call
+  const budget: EvaluationBudget = { steps: MAX_EVALUATION_STEPS };
+  return {
+    match(tenantId, event, exceeded) {
+      const entry = tenants.get(tenantId);
+      if (!entry) return [];
+      const typed = entry.byType.get(event['type'] as string);
+      const out: IndexedSubscription[] = [];
+      // one budget per event for all of the tenant's subscriptions: however many it has, an event costs its
+      // partition at most MAX_EVALUATION_STEPS of filter work (subscription-filter.ts)
+      budget.steps = MAX_EVALUATION_STEPS;
+      const judge = (s: IndexedSubscription): void => {
+        const v = s.verdict(event, budget);
+        if (v === 'match') out.push(s);
+        else if (v === 'budgetExceeded') exceeded?.push(s);
+      };
+      if (typed) for (const s of typed) judge(s);
+      for (const s of entry.anyType) judge(s);
+      return out;
+    },
+  };
+}
+
 export function createSubscriptionIndex(opts: { store: SubscriptionStore; log: Logger; pollMs?: number }): SubscriptionIndex {
   const { store, log, pollMs = 250 } = opts;
-  let tenants = new Map<string, TenantEntry>();
+  let matcher = matcherOf([]);
   let count = 0;
-  let version: string | null = null;
+  let mark: LoadMark | null = null;
+  let known = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
 
   function build(subs: Subscription[]): void {
-    const next = new Map<string, TenantEntry>();
+    const compiled: IndexedSubscription[] = [];
     for (const sub of subs) {
-      let matches: Predicate;
       try {
-        const filters = compileFilters(sub.filters ?? []);
-        const source = sub.source;
-        matches = source === undefined ? filters : (e) => e['source'] === source && filters(e);
+        compiled.push(compileSubscription(sub));
       } catch (err) {
         log.error({ err, subscription: sub.id }, 'subscription filters do not compile; it matches nothing');
-        continue;
       }
-      let entry = next.get(sub.tenant_id);
-      if (!entry) next.set(sub.tenant_id, (entry = { byType: new Map(), anyType: [] }));
-      const indexed = { sub, matches };
-      if (!sub.types || sub.types.length === 0) entry.anyType.push(indexed);
-      else
-        for (const type of sub.types) {
-          const list = entry.byType.get(type);
-          if (list) list.push(indexed);
-          else entry.byType.set(type, [indexed]);
-        }
     }
-    tenants = next;
+    matcher = matcherOf(compiled);
     count = subs.length;
   }
 
-  async function refresh(): Promise<void> {
-    const v = await store.version();
-    if (v === version) return;
-    const subs = await store.all();
-    build(subs);
-    version = v;
-    log.debug({ version: v, subscriptions: subs.length }, 'subscription index reloaded');
+  // one load at a time, so that an older load never replaces a newer one: a caller that needs a fresh load
+  // (force) waits for the one running and then loads; any other caller shares the one running
+  let running: Promise<void> | null = null;
+  async function refresh(force = false): Promise<void> {
+    while (running) {
+      if (!force) return running;
+      await running.catch(() => {});
+    }
+    running = load(force).finally(() => (running = null));
+    return running;
+  }
+
+  async function load(force: boolean): Promise<void> {
+    const loaded = await store.reloadIfChanged(force ? null : mark);
+    if (!loaded) return;
+    build(loaded.subs);
+    known = new Set(loaded.tenants);
+    mark = loaded.mark;
+    log.debug({ version: mark.version, subscriptions: loaded.subs.length }, 'subscription index reloaded');
   }
 
   function schedule(): void {
@@ -82,20 +161,23 @@ export function createSubscriptionIndex(opts: { store: SubscriptionStore; log: L
   }
 
   return {
-    match(tenantId, event) {
-      const entry = tenants.get(tenantId);
-      if (!entry) return [];
-      const typed = entry.byType.get(event['type'] as string);
-      const out: IndexedSubscription[] = [];
-      if (typed) for (const s of typed) if (s.matches(event)) out.push(s);
-      for (const s of entry.anyType) if (s.matches(event)) out.push(s);
-      return out;
-    },
+    match: (tenantId, event, exceeded) => matcher.match(tenantId, event, exceeded),
     async start() {
       await refresh();
       schedule();
     },
     refresh,
+    async unknownTenants(tenantIds) {
+      const unknown = new Set<string>();
+      for (const t of tenantIds) if (!known.has(t)) unknown.add(t);
+      if (unknown.size === 0) return unknown;
+      const created = await store.existingTenants([...unknown]);
+      if (created.length > 0) {
+        await refresh(true);
+        for (const t of created) unknown.delete(t);
+      }
+      return unknown;
+    },
     stop() {
       clearTimeout(timer);
       timer = undefined;

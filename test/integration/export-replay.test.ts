@@ -70,6 +70,40 @@ async function waitForReplay(key: string, subId: string, id: string) {
   );
 }
 
+test('a replayed event keeps the text it came as: a 20-digit amount and the key order stay, the mark is added at the end', async () => {
+  const a = await createTenant(p.url('subscriptions'), p.adminKey);
+  const sub = await subscribe(a.key, { types: ['payment.exact'] });
+  await sleep(300);
+  const since = new Date(Date.now() - 1000).toISOString();
+  const text = `{"specversion":"1.0","type":"payment.exact","source":"/test/exact","id":"${newId('evt')}","tenantid":"${a.id}","partitionkey":"acct-1","data":{"z":1,"amount":12345678901234567890,"fee":0.123456789012345678901234567890}}`;
+  await produce(topic, [{ key: 'acct-1', value: text, headers: { 'content-type': 'application/cloudevents+json' } }]);
+  await waitFor(async () => (await allEvents(a.key, sub)).length === 1, { message: 'the live event' });
+  const started = await api(p.url('export'), a.key, 'POST', `/v1/subscriptions/${sub}/replay`, { since, until: new Date().toISOString() });
+  assert.equal(started.status, 202, JSON.stringify(started.body));
+  assert.equal((await waitForReplay(a.key, sub, started.body.id)).status, 'completed');
+  const page = await (await fetch(`${p.url('gateway')}/v1/subscriptions/${sub}/events`, { headers: { authorization: `Bearer ${a.key}` } })).text();
+  assert.ok(page.includes(`"event":${text}}`), `the live entry as written: ${page.slice(0, 400)}`);
+  assert.ok(page.includes(`"event":${text.slice(0, -1)},"pioneerreplay":"${started.body.id}"}`), `the replayed entry as written, marked: ${page.slice(0, 800)}`);
+});
+
+test('a replay counts the records its filters could not judge within the work budget, and appends the rest', async () => {
+  const a = await createTenant(p.url('subscriptions'), p.adminKey);
+  const sub = await subscribe(a.key, { types: ['payment.costly'], filters: [{ sql: "subject LIKE '%a_a_a_a_a_a_a_a_a_a_a_a_b%'" }] });
+  await sleep(300);
+  const since = new Date(Date.now() - 1000).toISOString();
+  await produce(topic, [
+    structuredMessage(cloudEvent(a.id, 'payment.costly', { n: 1 }, { subject: 'a'.repeat(300_000), partitionkey: 'k' })), // over the budget
+    structuredMessage(cloudEvent(a.id, 'payment.costly', { n: 2 }, { subject: `${'a_'.repeat(12)}b`.replace(/_/g, 'a'), partitionkey: 'k' })), // a match
+  ]);
+  await waitFor(async () => (await allEvents(a.key, sub)).length === 1, { message: 'the live match' });
+  const started = await api(p.url('export'), a.key, 'POST', `/v1/subscriptions/${sub}/replay`, { since, until: new Date().toISOString() });
+  assert.equal(started.status, 202, JSON.stringify(started.body));
+  const done = await waitForReplay(a.key, sub, started.body.id);
+  assert.equal(done.status, 'completed', JSON.stringify(done));
+  assert.deepEqual([done.counts.matched, done.counts.appended, done.counts.budget_exceeded], [1, 1, 1]);
+  assert.deepEqual((await allEvents(a.key, sub)).map((e) => e.event.data.n), [2, 2]);
+});
+
 test('a replay re-appends exactly the subscription’s matching events of the interval, in source order per key, marked with the replay id', async () => {
   const a = await createTenant(p.url('subscriptions'), p.adminKey);
   const b = await createTenant(p.url('subscriptions'), p.adminKey);

@@ -338,6 +338,10 @@ test('bad input: each refusal is a clear problem+json naming the field', async (
   assertProblem(await postStructured(a.key, badTime), 400, 'invalid_event', 'time', [badTime.id]);
   const notObject = await postStructured(a.key, [event()]);
   assertProblem(notObject, 400, 'invalid_event', 'body');
+  // valid JSON nested far deeper than any event: refused, not a stack overflow (a 500)
+  const deepEvent = event({ data: 'NESTED' });
+  const deep = JSON.stringify(deepEvent).replace('"NESTED"', `${'['.repeat(1_000)}${']'.repeat(1_000)}`);
+  assertProblem(await post(a.key, deep, { 'content-type': STRUCTURED }), 400, 'invalid_request', 'body', [deepEvent.id]);
 
   // binary mode names the header
   const binId = newId();
@@ -433,7 +437,16 @@ test('a flood beyond the tenant rate limit is answered 429 with Retry-After, and
 
 test('metrics count accepted, duplicate and refused events by reason, and produce latency', async () => {
   const text = await (await fetch(`${p.url('ingest')}/metrics`)).text();
-  const value = (line: string) => Number(text.split('\n').find((l) => l.startsWith(line + ' '))?.slice(line.length + 1) ?? NaN);
+  // a series by its name and labels; others (the host's `function` label) may be there too
+  const value = (series: string) => {
+    const [name, wanted = ''] = series.replace(/}$/, '').split('{');
+    for (const line of text.split('\n')) {
+      const m = /^([^{ ]+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
+      const labels = (m?.[2] ?? '').split(',');
+      if (m && m[1] === name && (wanted === '' || wanted.split(',').every((l) => labels.includes(l)))) return Number(m[3]);
+    }
+    return NaN;
+  };
   assert.equal(value('pioneer_ingest_events_total{result="accepted"}'), producedCount);
   assert.ok(value('pioneer_ingest_events_total{result="duplicate"}') >= 3);
   assert.equal(value('pioneer_ingest_refused_events_total{reason="schema_violation"}'), 6); // 5 requests, one a batch of 2

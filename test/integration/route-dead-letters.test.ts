@@ -88,3 +88,39 @@ test('records that are not CloudEvents are adapted by the topic mapping', async 
   assert.equal(ce.source, `kafka:${legacy}`);
   assert.deepEqual(ce.data.amount, 12);
 });
+
+test("a record whose tenantid names no tenant goes to the dead-letter topic; a tenant created a moment ago is routed", async () => {
+  const ghost = `ten_${randomName('ghost').replace(/-/g, '')}`;
+  const marker = randomName('marker');
+  // the new tenant's subscription is created and its event produced at once, before any index poll
+  const t = await createTenant(p.url('subscriptions'), p.adminKey);
+  const sub = (await api(p.url('subscriptions'), t.key, 'POST', '/v1/subscriptions', { types: ['payment.sent'] })).body;
+  await produce(topic, [
+    structuredMessage(cloudEvent(ghost, 'payment.sent', { marker }, { partitionkey: 'acct-9' })),
+    structuredMessage(cloudEvent(t.id, 'payment.sent', { marker, n: 1 }, { partitionkey: 'acct-9' })),
+  ]);
+  const consumer = kafkaClient().consumer({ groupId: randomName('dlq') });
+  const got: { reason: string; value: string }[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic: dlq, fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      const value = message.value?.toString() ?? '';
+      if (value.includes(marker)) got.push({ reason: message.headers!['pioneer-error']!.toString(), value });
+    },
+  });
+  try {
+    await waitFor(() => got.length >= 1, { timeout: 30000, message: 'the unknown tenant dead letter' });
+    const page = await waitFor(async () => {
+      const r = await api(p.url('gateway'), t.key, 'GET', `/v1/subscriptions/${sub.id}/events`);
+      return r.body.data.length === 1 ? r : undefined;
+    });
+    assert.equal(page.body.data[0].event.data.n, 1);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(got.length, 1, 'only the unknown tenant record is dead-lettered');
+    assert.match(got[0]!.reason, new RegExp(`tenantid: no tenant '${ghost}'`));
+    assert.equal(JSON.parse(got[0]!.value).tenantid, ghost);
+  } finally {
+    await consumer.disconnect();
+  }
+});

@@ -2,10 +2,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, createTenant, startPlatform, type TestPlatform } from '../support/helpers.ts';
 
+const LIMIT = 8;
 let p: TestPlatform;
 let url: string;
 before(async () => {
-  p = await startPlatform(['subscriptions']);
+  p = await startPlatform(['subscriptions'], { PIONEER_MAX_SUBSCRIPTIONS_PER_TENANT: String(LIMIT) });
   url = p.url('subscriptions');
 });
 after(async () => p?.stop());
@@ -117,4 +118,31 @@ test('bad subscription bodies: each wrong field answered with a 400 problem nami
   assert.equal(emptyPatch.status, 400);
   // the function kept running through all of it
   assert.equal((await fetch(`${url}/healthz`)).status, 200);
+});
+
+test('a consumer key may neither add nor revoke its own tenant\'s keys (403), and stays as it was', async () => {
+  const t = await createTenant(url, p.adminKey);
+  const own = (await api(url, t.key, 'POST', `/v1/tenants/${t.id}/keys`, { role: 'consumer' })).body;
+  const add = await api(url, t.consumerKey, 'POST', `/v1/tenants/${t.id}/keys`, { role: 'tenant' });
+  assert.equal(add.status, 403, JSON.stringify(add.body));
+  assert.equal(add.headers.get('content-type'), 'application/problem+json');
+  const revoke = await api(url, t.consumerKey, 'DELETE', `/v1/keys/${own.id}`);
+  assert.equal(revoke.status, 403, JSON.stringify(revoke.body));
+  // the key it tried to revoke still works, and so does its own
+  assert.equal((await api(url, own.key, 'GET', '/v1/subscriptions')).status, 200);
+  assert.equal((await api(url, t.consumerKey, 'GET', '/v1/subscriptions')).status, 200);
+});
+
+test(`concurrent creations never pass the per-tenant limit (${LIMIT}): the rest answer 409, and the list holds exactly the limit`, async () => {
+  const t = await createTenant(url, p.adminKey);
+  const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => api(url, t.key, 'POST', '/v1/subscriptions', { name: `s${i}`, types: ['x'] })));
+  const statuses = answers.map((a) => a.status).sort();
+  assert.equal(statuses.filter((s) => s === 201).length, LIMIT, JSON.stringify(statuses));
+  assert.ok(answers.filter((a) => a.status !== 201).every((a) => a.status === 409 && a.body.code === 'too_many_subscriptions'));
+  assert.equal((await api(url, t.key, 'GET', '/v1/subscriptions')).body.data.length, LIMIT);
+  // deleting one makes room for exactly one
+  const first = answers.find((a) => a.status === 201)!.body.id;
+  assert.equal((await api(url, t.key, 'DELETE', `/v1/subscriptions/${first}`)).status, 204);
+  assert.equal((await api(url, t.key, 'POST', '/v1/subscriptions', { types: ['x'] })).status, 201);
+  assert.equal((await api(url, t.key, 'POST', '/v1/subscriptions', { types: ['x'] })).status, 409);
 });

@@ -15,14 +15,25 @@ import { startLocalHost, type LocalHost } from '../../adapters/local/host.ts';
 import { functionsNamed } from '../../functions/registry.ts';
 import { generateApiKey } from '../../platform/auth/api-keys.ts';
 import { createLogger } from '../../platform/telemetry/logger.ts';
+import { createRedis, type RedisTarget } from '../../platform/redis/client.ts';
+import { ensureTopics } from '../../platform/kafka/client.ts';
 
 export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 
-export function deps(): { brokers: string; redisUrl: string } {
+/**
+ * The run's Kafka and Redis (scripts/test.sh starts them). `redis` is where the functions' Redis is: one server
+ * (PIONEER_TEST_REDIS_URL), or a Redis Cluster when the run sets PIONEER_TEST_REDIS_CLUSTER_NODES (the cluster
+ * pass). `redisUrl` is the single server; a test that needs one (it starts its own, kills it, or reads it with a
+ * plain client) asks for it and is not part of the cluster pass.
+ */
+export function deps(): { brokers: string; redisUrl: string; redis: RedisTarget; cluster: boolean } {
   const brokers = process.env['PIONEER_TEST_KAFKA_BROKERS'];
-  const redisUrl = process.env['PIONEER_TEST_REDIS_URL'];
-  if (!brokers || !redisUrl) throw new Error('PIONEER_TEST_KAFKA_BROKERS and PIONEER_TEST_REDIS_URL are unset: run the tests with `make test` (scripts/test.sh)');
-  return { brokers, redisUrl };
+  const redisUrl = process.env['PIONEER_TEST_REDIS_URL'] ?? '';
+  const clusterNodes = process.env['PIONEER_TEST_REDIS_CLUSTER_NODES'];
+  if (!brokers || (!redisUrl && !clusterNodes))
+    throw new Error('PIONEER_TEST_KAFKA_BROKERS and PIONEER_TEST_REDIS_URL are unset: run the tests with `make test` (scripts/test.sh)');
+  const redis: RedisTarget = clusterNodes ? { PIONEER_REDIS_CLUSTER_NODES: clusterNodes.split(',') } : redisUrl;
+  return { brokers, redisUrl, redis, cluster: clusterNodes !== undefined };
 }
 
 export function randomName(prefix: string): string {
@@ -51,14 +62,9 @@ export function kafkaClient(brokers = deps().brokers): Kafka {
   return new Kafka({ brokers: brokers.split(','), clientId: randomName('test'), logLevel: logLevel.NOTHING, retry: { retries: 10, initialRetryTime: 100 } });
 }
 
+/** Creates a topic as the functions do (replicated on a cluster), and waits until every partition has a leader. */
 export async function createTopic(name: string, partitions = 4, brokers = deps().brokers): Promise<void> {
-  const admin = kafkaClient(brokers).admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: name, numPartitions: partitions }] });
-  } finally {
-    await admin.disconnect();
-  }
+  await ensureTopics(kafkaClient(brokers), [{ topic: name, numPartitions: partitions }]);
 }
 
 export async function produce(topic: string, messages: Message[], brokers = deps().brokers): Promise<void> {
@@ -71,17 +77,21 @@ export async function produce(topic: string, messages: Message[], brokers = deps
   }
 }
 
-export function redisClient(url = deps().redisUrl): Redis {
-  return new Redis(url, { maxRetriesPerRequest: 3 });
+/** A client of the run's Redis (a Cluster client in the cluster pass), or of the server at `url`. */
+export function redisClient(url?: string): Redis {
+  if (url !== undefined) return new Redis(url, { maxRetriesPerRequest: 3 });
+  return createRedis(deps().redis, { name: 'test', commandTimeoutMs: 0, maxRetriesPerRequest: 3 }) as unknown as Redis;
 }
 
 /** The environment functions need, against the run's (or given) Kafka and Redis, with a fresh admin key. */
 export function platformEnv(overrides: Record<string, string> = {}): Record<string, string> {
-  const { brokers, redisUrl } = deps();
+  const { brokers, redis } = deps();
   return {
     PIONEER_KAFKA_BROKERS: brokers,
-    PIONEER_REDIS_URL: redisUrl,
+    ...(typeof redis === 'string' ? { PIONEER_REDIS_URL: redis } : { PIONEER_REDIS_CLUSTER_NODES: redis.PIONEER_REDIS_CLUSTER_NODES!.join(',') }),
     PIONEER_ADMIN_KEY: generateApiKey(),
+    // a fixed key, so that every function of a run (and a test reading Redis) opens what another sealed
+    PIONEER_SECRET_KEYS: 'test:K1XIhbucHO8/HEgdNHYl8kOjMk/MCXHAakXsZbcti3g=',
     PIONEER_LOG_LEVEL: process.env['TEST_LOG_LEVEL'] ?? 'silent',
     PIONEER_SUBSCRIPTION_POLL_MS: '100',
     PIONEER_SSE_HEARTBEAT_MS: '1000',

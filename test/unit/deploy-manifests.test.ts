@@ -11,12 +11,15 @@
  *   with enough retention;
  * - the Dockerfile copies what exists, installs production dependencies only and runs as non-root, and the
  *   image's build (tsconfig.build.json + Lua scripts) and entrypoint start a function for real;
- * - every metric the alerts and the dashboard use is exported by the code.
+ * - every metric the alerts and the dashboard use is exported by the code;
+ * - one base URL for the API: the Ingresses of knative/ingress.yaml and openfaas-ingress.yaml route every operation
+ *   of openapi.yaml to the function whose app serves it (learned by creating the functions), and to no other.
  * Each check is also shown to fail on a broken copy of the manifests.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +33,7 @@ import { generateApiKey } from '../../platform/auth/api-keys.ts';
 import { createMetrics } from '../../platform/telemetry/metrics.ts';
 import { createLogger } from '../../platform/telemetry/logger.ts';
 import { deps, kafkaClient, ownService, randomName, ROOT, waitFor } from '../support/helpers.ts';
+import { publicOperations } from '../support/openapi.ts';
 
 const run = promisify(execFile);
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -52,6 +56,7 @@ const SECRET_SAMPLES: Record<string, string> = {
   PIONEER_REDIS_URL: 'redis://:password@redis.pioneer.svc:6379',
   PIONEER_KAFKA_BROKERS: 'kafka-0.kafka:9092,kafka-1.kafka:9092',
   PIONEER_ADMIN_KEY: generateApiKey(),
+  PIONEER_SECRET_KEYS: `k1:${randomBytes(32).toString('base64')}`,
 };
 
 /** Problems with the variables `env` sets for function `fn` (`where` prefixes each). */
@@ -415,10 +420,127 @@ function dockerfileProblems(dockerfile: string, dockerignore: string): string[] 
   return out;
 }
 
+// ---- one base URL: the Ingresses in front of the functions --------------------------------------------------------
+
+/** "METHOD /v1/templated/{path}" -> the function whose app registers it (learned with the triggers). */
+const servedRoutes = new Map<string, string>();
+const templated = (honoPath: string) => honoPath.replace(/:([A-Za-z0-9_]+)(\{[^}]*\})?/g, '{$1}');
+
+interface PathRule { where: string; path: string; fn: string | undefined }
+
+const INGRESS_KEYS: KeySpec = {
+  apiVersion: true, kind: true,
+  metadata: { name: true, namespace: true, labels: true, annotations: true },
+  spec: {
+    ingressClassName: true,
+    tls: true,
+    rules: [{ host: true, http: { paths: [{ path: true, pathType: true, backend: { service: { name: true, port: { number: true, name: true } } } }] } }],
+  },
+};
+
+/** The path rules of `docs`' Ingresses, each with the function it reaches (`fnOf`), and what is wrong with them. */
+function ingressRules(docs: Doc[], fnOf: (where: string, ingress: any, path: any, out: string[]) => string | undefined): { rules: PathRule[]; problems: string[] } {
+  const rules: PathRule[] = [];
+  const out: string[] = [];
+  const ingresses = ofKind(docs, 'Ingress');
+  if (ingresses.length === 0) out.push('no Ingress');
+  for (const { file, obj } of ingresses) {
+    const where = `${file}: Ingress ${obj.metadata?.name}`;
+    if (obj.apiVersion !== 'networking.k8s.io/v1') out.push(`${where}: apiVersion ${obj.apiVersion} is not networking.k8s.io/v1`);
+    out.push(...unknownKeys(where, obj, INGRESS_KEYS));
+    const annotations: Record<string, string> = obj.metadata?.annotations ?? {};
+    if (annotations['nginx.ingress.kubernetes.io/use-regex'] !== 'true') out.push(`${where}: its paths are regular expressions, but use-regex is not "true"`);
+    for (const rule of obj.spec?.rules ?? [])
+      for (const p of rule.http?.paths ?? []) {
+        const at = `${where} path ${p.path}`;
+        if (typeof p.path !== 'string' || !p.path.startsWith('/')) out.push(`${at}: not an absolute path`);
+        if (p.pathType !== 'ImplementationSpecific') out.push(`${at}: a regular expression needs pathType ImplementationSpecific, not ${p.pathType}`);
+        if (typeof p.path === 'string' && !p.path.endsWith('$')) out.push(`${at}: not anchored with $ (it would take longer paths of other functions)`);
+        try {
+          new RegExp(p.path);
+        } catch (err) {
+          out.push(`${at}: ${(err as Error).message}`);
+        }
+        const fn = fnOf(at, obj, p, out);
+        if (fn !== undefined && !FUNCTIONS[fn]) out.push(`${at}: reaches ${fn}, which is no registered function`);
+        rules.push({ where: at, path: p.path, fn });
+      }
+  }
+  return { rules, problems: out };
+}
+
+/** An operation's path with its parameters filled in, as a client sends it. */
+const samplePath = (path: string) => path.replace(/\{type\}/g, 'com.example.payment.sent').replace(/\{[A-Za-z]+\}/g, 'sub_0a1b2c');
+
+/** Every operation of openapi.yaml must match exactly one rule (nginx matches regular expressions case-insensitively),
+ *  and that rule must reach the function that serves it. */
+function routingProblems(name: string, rules: PathRule[]): string[] {
+  const out: string[] = [];
+  for (const op of publicOperations()) {
+    const key = `${op.method.toUpperCase()} ${op.path}`;
+    const wanted = servedRoutes.get(key);
+    if (!wanted) {
+      out.push(`${name}: ${key} is served by no function`);
+      continue;
+    }
+    const sample = samplePath(op.path);
+    const matching = rules.filter((r) => {
+      try {
+        return new RegExp(`^${r.path}`, 'i').test(sample);
+      } catch {
+        return false;
+      }
+    });
+    if (matching.length === 0) out.push(`${name}: ${key} (${sample}) reaches no function, served by ${wanted}`);
+    else if (matching.length > 1) out.push(`${name}: ${key} (${sample}) matches ${matching.length} rules: ${matching.map((r) => r.where).join('; ')}`);
+    else if (matching[0]!.fn !== wanted) out.push(`${name}: ${key} (${sample}) reaches ${matching[0]!.fn}, served by ${wanted}`);
+  }
+  for (const probe of ['/v1/nowhere', '/healthz', '/metrics'])
+    for (const r of rules) if (new RegExp(`^${r.path}`, 'i').test(probe)) out.push(`${name}: ${probe}, which no function serves in the API, reaches ${r.fn} (${r.where})`);
+  return out;
+}
+
+/** knative/: each rule's backend is a function's Knative Service, with that Service's cluster-local host name. */
+function knativeIngressProblems(docs: Doc[]): string[] {
+  const services = new Set(ofKind(docs, 'Service').filter((d) => d.obj.apiVersion === 'serving.knative.dev/v1').map((d) => d.obj.metadata?.name));
+  const { rules, problems } = ingressRules(docs, (at, ingress, path, out) => {
+    const service = path.backend?.service;
+    const name: string | undefined = service?.name;
+    if (!name || !services.has(name)) out.push(`${at}: backend ${name} is not a Knative Service of knative/`);
+    if (service?.port?.number !== 80) out.push(`${at}: backend port ${service?.port?.number} is not 80, the port of a Knative Service`);
+    const vhost = ingress.metadata?.annotations?.['nginx.ingress.kubernetes.io/upstream-vhost'];
+    if (!new RegExp(`^${name}\\.[a-z0-9-]+\\.svc\\.cluster\\.local$`).test(vhost ?? '')) out.push(`${at}: upstream-vhost ${vhost} is not ${name}'s cluster-local host, which Knative's ingress routes by`);
+    return name;
+  });
+  return [...problems, ...routingProblems('knative', rules)];
+}
+
+/** openfaas-ingress.yaml: each rule reaches the OpenFaaS gateway, rewritten to /function/<name>/<the path>. */
+function openfaasIngressProblems(docs: Doc[]): string[] {
+  const { rules, problems } = ingressRules(docs, (at, ingress, path, out) => {
+    const service = path.backend?.service;
+    if (service?.name !== 'gateway' || service?.port?.number !== 8080) out.push(`${at}: backend ${service?.name}:${service?.port?.number} is not the OpenFaaS gateway (gateway:8080)`);
+    const target: string = ingress.metadata?.annotations?.['nginx.ingress.kubernetes.io/rewrite-target'] ?? '';
+    const m = /^\/function\/([a-z0-9-]+)\/\$1$/.exec(target);
+    if (!m) {
+      out.push(`${at}: rewrite-target ${target || 'unset'} is not /function/<name>/$1`);
+      return undefined;
+    }
+    if (!/^\/\((?!\?)/.test(String(path.path))) out.push(`${at}: the path after its first / must be capture group 1, which rewrite-target appends`);
+    return m[1];
+  });
+  return [...problems, ...routingProblems('openfaas', rules)];
+}
+
+function loadDocs(file: string): Doc[] {
+  return parseAllDocuments(read(file)).map((d) => ({ file, obj: d.toJS() })).filter((d) => d.obj);
+}
+
 // ---- tests -------------------------------------------------------------------------------------------------------
 
 const stack = parse(read('stack.yml'));
 const knative = loadKnative();
+const openfaasIngress = loadDocs('openfaas-ingress.yaml');
 const dockerfile = read('Dockerfile');
 const dockerignore = read('.dockerignore');
 const redis = ownService('redis');
@@ -429,7 +551,7 @@ const triggers: Triggers = { openfaas: {}, knative: {} };
 async function learnTriggers(host: keyof Triggers, envOf: (name: string) => Record<string, string>): Promise<void> {
   const log = createLogger({ level: 'silent' });
   for (const [name, def] of Object.entries(FUNCTIONS)) {
-    const env = { ...envOf(name), PIONEER_REDIS_URL: redisUrl, PIONEER_KAFKA_BROKERS: deps().brokers, PIONEER_ADMIN_KEY: generateApiKey() };
+    const env = { ...envOf(name), PIONEER_REDIS_URL: redisUrl, PIONEER_KAFKA_BROKERS: deps().brokers, PIONEER_ADMIN_KEY: generateApiKey(), PIONEER_SECRET_KEYS: SECRET_SAMPLES['PIONEER_SECRET_KEYS']! };
     const parsed = def.config.safeParse(env);
     if (!parsed.success) {
       triggers[host][name] = null; // the configuration checks below name the problem
@@ -438,6 +560,7 @@ async function learnTriggers(host: keyof Triggers, envOf: (name: string) => Reco
     const fn = await def.create(parsed.data, { log, metrics: createMetrics() });
     try {
       triggers[host][name] = fn.trigger ? { topics: [...fn.trigger.topics], groupId: fn.trigger.groupId } : null;
+      for (const r of fn.app.routes) if (r.method !== 'ALL') servedRoutes.set(`${r.method} ${templated(r.path)}`, name);
     } finally {
       await fn.close();
     }
@@ -476,13 +599,20 @@ describe('the manifests as they are', () => {
   test('knative/ has a Service per registered function, a KafkaSource per Kafka-triggered one, and the topics', () => {
     const services = ofKind(knative, 'Service').map((d) => d.obj.metadata.name).sort();
     assert.deepEqual(services, Object.keys(FUNCTIONS).sort());
-    assert.deepEqual(ofKind(knative, 'KafkaSource').map((d) => d.obj.spec.sink.ref.name), ['route']);
+    const triggered = Object.entries(triggers.knative).filter(([, t]) => t !== null).map(([name]) => name).sort();
+    assert.deepEqual(ofKind(knative, 'KafkaSource').map((d) => d.obj.spec.sink.ref.name).sort(), triggered);
     assert.deepEqual(ofKind(knative, 'KafkaTopic').map((d) => d.obj.spec.topicName).sort(), ['pioneer.dead-letter', 'pioneer.events']);
     assert.deepEqual(knativeProblems(knative, triggers.knative), []);
   });
 
   test('the Dockerfile copies files that exist, installs production dependencies only and runs as non-root', () => {
     assert.deepEqual(dockerfileProblems(dockerfile, dockerignore), []);
+  });
+
+  test('one base URL: the Ingresses route every operation of openapi.yaml to the function that serves it', () => {
+    assert.ok(servedRoutes.size > 10, 'sanity: the functions\' routes were learned');
+    assert.deepEqual(knativeIngressProblems(knative), []);
+    assert.deepEqual(openfaasIngressProblems(openfaasIngress), []);
   });
 
   test('every metric the alert rules and the dashboard use is exported by the code', () => {
@@ -514,7 +644,7 @@ describe('the checks catch broken manifests', () => {
     return knativeProblems(docs, triggers.knative);
   };
   const service = (docs: Doc[], name: string) => ofKind(docs, 'Service').find((d) => d.obj.metadata.name === name)!.obj;
-  const source = (docs: Doc[]) => ofKind(docs, 'KafkaSource')[0]!.obj;
+  const source = (docs: Doc[]) => ofKind(docs, 'KafkaSource').find((d) => d.obj.spec?.sink?.ref?.name === 'route')!.obj;
   const matches = (problems: string[], re: RegExp) => assert.ok(problems.some((p) => re.test(p)), `expected a problem matching ${re}, got:\n${problems.join('\n')}`);
 
   test('stack.yml: a function name with upper case', () => {
@@ -590,6 +720,29 @@ describe('the checks catch broken manifests', () => {
     matches(knativeWith((d) => { d.splice(d.findIndex((x) => x.obj.kind === 'KafkaTopic' && x.obj.spec.topicName === 'pioneer.dead-letter'), 1); }), /topic pioneer\.dead-letter is used by the functions but not defined/);
   });
 
+  test('Ingress: an operation routed to another function, to none, to two; a bad backend or rewrite', () => {
+    const ingress = (docs: Doc[], fn: string) => ofKind(docs, 'Ingress').find((d) => d.obj.metadata.name === `pioneer-api-${fn}`)!.obj;
+    const knativeIngressWith = (edit: (docs: Doc[]) => void) => {
+      const docs = clone(knative);
+      edit(docs);
+      return knativeIngressProblems(docs);
+    };
+    const openfaasWith = (edit: (docs: Doc[]) => void) => {
+      const docs = clone(openfaasIngress);
+      edit(docs);
+      return openfaasIngressProblems(docs);
+    };
+    matches(knativeIngressWith((d) => { ingress(d, 'gateway').spec.rules[0].http.paths[1].backend.service.name = 'subscriptions'; }), /GET \/v1\/stats \(\/v1\/stats\) reaches subscriptions, served by gateway/);
+    matches(knativeIngressWith((d) => { d.splice(d.findIndex((x) => x.obj.kind === 'Ingress' && x.obj.metadata.name === 'pioneer-api-deliver'), 1); }), /GET \/v1\/subscriptions\/\{id\}\/deliveries .* reaches no function, served by deliver/);
+    matches(knativeIngressWith((d) => { ingress(d, 'subscriptions').spec.rules[0].http.paths[2].path = '/v1/subscriptions.*$'; }), /GET \/v1\/subscriptions\/\{id\}\/events .* matches 2 rules/);
+    matches(knativeIngressWith((d) => { ingress(d, 'ingest').metadata.annotations['nginx.ingress.kubernetes.io/upstream-vhost'] = 'api.pioneer.example.com'; }), /upstream-vhost api\.pioneer\.example\.com is not ingest's cluster-local host/);
+    matches(knativeIngressWith((d) => { ingress(d, 'ingest').spec.rules[0].http.paths[0].path = '/v1/events(?:/[^/]+)?'; }), /not anchored/);
+    matches(openfaasWith((d) => { ingress(d, 'export').metadata.annotations['nginx.ingress.kubernetes.io/rewrite-target'] = '/function/deliver/$1'; }), /POST \/v1\/exports \(\/v1\/exports\) reaches deliver, served by export/);
+    matches(openfaasWith((d) => { ingress(d, 'gateway').spec.rules[0].http.paths[0].backend.service.name = 'gateway-external'; }), /is not the OpenFaaS gateway/);
+    matches(openfaasWith((d) => { ingress(d, 'gateway').metadata.annotations['nginx.ingress.kubernetes.io/rewrite-target'] = '/function/gateway'; }), /rewrite-target \/function\/gateway is not/);
+    matches(openfaasWith((d) => { ingress(d, 'gateway').spec.rules[0].http.paths[0].path = '(/v1/subscriptions/[^/]+/events)$'; }), /not an absolute path/);
+  });
+
   test('Dockerfile: running as root, dev dependencies, a missing file', () => {
     matches(dockerfileProblems(dockerfile.replace(/^USER .*$/m, 'USER root'), dockerignore), /runs as root/);
     matches(dockerfileProblems(dockerfile.replace(/npm ci --omit=dev/, 'npm ci'), dockerignore), /npm ci --omit=dev/);
@@ -625,7 +778,7 @@ describe('the image', () => {
     const entrypoint = join(build, 'entrypoint.sh');
     writeFileSync(entrypoint, read('deploy/docker-entrypoint.sh').replace('secrets_dir=/var/openfaas/secrets', `secrets_dir=${secretsDir}`));
     chmodSync(entrypoint, 0o755);
-    const env: Record<string, string> = { PATH: process.env['PATH'] ?? '', PIONEER_FUNCTION: 'gateway', PORT: '0', PIONEER_LOG_LEVEL: 'silent' };
+    const env: Record<string, string> = { PATH: process.env['PATH'] ?? '', PIONEER_FUNCTION: 'gateway', PORT: '0', PIONEER_LOG_LEVEL: 'silent', PIONEER_KAFKA_BROKERS: deps().brokers };
     child = spawn(entrypoint, [], { cwd: build, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout!.on('data', (b: Buffer) => (output += b));
@@ -646,7 +799,7 @@ describe('the image', () => {
       (err: { code: number; stderr: string }) => err,
     );
     assert.equal(result.code, 2);
-    assert.match(result.stderr, /invalid configuration: PIONEER_REDIS_URL is required; PIONEER_KAFKA_BROKERS is required/);
+    assert.match(result.stderr, /invalid configuration: PIONEER_KAFKA_BROKERS is required; PIONEER_REDIS_URL is required/);
   });
 });
 

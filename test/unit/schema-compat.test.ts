@@ -139,3 +139,9 @@ test('every reported incompatibility is real: some data valid under the old vers
     assert.equal(compileSchema(next)(datum), false);
   }
 });
+
+test('the boolean schemas true and false compile: true accepts everything, false nothing', () => {
+  assert.equal(compileSchema(true)({ any: 1 }), true);
+  assert.equal(compileSchema(false)({ any: 1 }), false);
+  assert.equal(compileSchema(false)(null), false);
+});

@@ -1,8 +1,15 @@
-/** The syntax tree of a CESQL expression. `pos` is the 0-based offset of the node in the source. */
+import type { DataPath } from './data-path.ts';
+
+/**
+ * The syntax tree of a CESQL expression. `pos` is the 0-based offset of the node in the source. `data` and
+ * `existsData` are Pioneer's extension: a value inside the event's JSON data (data-path.ts).
+ */
 export type CesqlNode =
   | { type: 'literal'; value: boolean | number | string; pos: number }
   | { type: 'attribute'; name: string; pos: number }
   | { type: 'exists'; name: string; pos: number }
+  | { type: 'data'; path: DataPath; pos: number }
+  | { type: 'existsData'; path: DataPath; pos: number }
   | { type: 'not'; operand: CesqlNode; pos: number }
   | { type: 'negate'; operand: CesqlNode; pos: number }
   | { type: 'binary'; op: BinaryOperator; left: CesqlNode; right: CesqlNode; pos: number }

@@ -27,10 +27,14 @@ export function parseBoolean(text: string): boolean | undefined {
   return lower === 'true' ? true : lower === 'false' ? false : undefined;
 }
 
-/** Any value to Integer (Boolean -> 1/0, String parsed). A failed cast is `0` and a cast error. */
+/**
+ * Any value to Integer (Boolean -> 1/0, String parsed). A failed cast is `0` and a cast error.
+ * Reading a String costs its length, charged to the evaluation budget (`0` when refused).
+ */
 export function castToInteger(value: CesqlValue, ctx: EvaluationContext): number {
   if (typeof value === 'number') return value;
   if (typeof value === 'boolean') return value ? 1 : 0;
+  if (!ctx.charge(value.length)) return 0;
   const parsed = parseInteger(value);
   if (parsed !== undefined) return parsed;
   ctx.fail('cast', `cannot cast '${value}' to Integer`);

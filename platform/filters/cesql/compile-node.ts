@@ -1,4 +1,4 @@
-import type { CesqlNode, ComparisonOperator } from './ast.ts';
+import type { ArithmeticOperator, BinaryOperator, CesqlNode, ComparisonOperator } from './ast.ts';
 import {
   castToBoolean,
   castToInteger,
@@ -7,6 +7,7 @@ import {
   INT32_MIN,
   type CesqlValue,
 } from './casts.ts';
+import { dataValue, type DataPath } from './data-path.ts';
 import { CesqlError } from './errors.ts';
 import type { EvaluationContext } from './evaluation-context.ts';
 import { ZERO_VALUES, type FunctionRegistry, type ParameterType } from './functions.ts';
@@ -18,8 +19,43 @@ export type CesqlEvent = Readonly<Record<string, unknown>>;
 /** One compiled node: computes its value; errors go to `ctx`. */
 export type Evaluator = (event: CesqlEvent, ctx: EvaluationContext) => CesqlValue;
 
-/** Attributes that are part of the event but not addressable: CESQL does not look into the payload. */
+/**
+ * Attributes that are part of the event but not addressable: CESQL does not look into the payload. Pioneer's
+ * data paths (`data.amount`, data-path.ts) do; `data` alone stays missing.
+ */
 const PAYLOAD_MEMBERS: ReadonlySet<string> = new Set(['data', 'data_base64']);
+
+/**
+ * Steps charged per character of an attribute written out as JSON text (an object or array where
+ * CloudEvents expects a primitive): `JSON.stringify` of many small members takes about four times
+ * as long a character as the budget's hand-written loops (bench/cesql.ts).
+ */
+const JSON_STEPS = 4;
+
+/** Operators of one precedence level: a left-to-right run of them is one chain, evaluated in a loop. */
+const PRECEDENCE: Readonly<Record<BinaryOperator, number>> = {
+  AND: 0, OR: 0, XOR: 0,
+  '=': 1, '!=': 1, '<>': 1, '<': 1, '<=': 1, '>': 1, '>=': 1,
+  '+': 2, '-': 2,
+  '*': 3, '/': 3, '%': 3,
+};
+
+const ARITHMETIC: Readonly<Record<ArithmeticOperator, (x: number, y: number) => number>> = {
+  '+': (x, y) => x + y,
+  '-': (x, y) => x - y,
+  '*': (x, y) => x * y,
+  '/': (x, y) => Math.trunc(x / y),
+  '%': (x, y) => x % y,
+};
+
+type OrderingOperator = Exclude<ComparisonOperator, '=' | '!=' | '<>'>;
+
+const ORDERING: Readonly<Record<OrderingOperator, (x: number, y: number) => boolean>> = {
+  '<': (x, y) => x < y,
+  '<=': (x, y) => x <= y,
+  '>': (x, y) => x > y,
+  '>=': (x, y) => x >= y,
+};
 
 /**
  * An attribute's value as a CESQL value (spec 3.2): strings, booleans and 32-bit integers as they
@@ -61,6 +97,8 @@ export function attributeValue(event: CesqlEvent, name: string): CesqlValue | un
 export class NodeCompiler {
   /** Errors found without looking at any event (unknown functions); evaluation raises them too. */
   readonly staticErrors: CesqlError[] = [];
+  /** Whether anything compiled reads the event's data (a data path): a caller may spare decoding it otherwise. */
+  readsData = false;
 
   constructor(private readonly functions: FunctionRegistry) {}
 
@@ -79,6 +117,14 @@ export class NodeCompiler {
           const value = event[name];
           return value !== undefined && value !== null;
         };
+      }
+      case 'data':
+        return this.data(node.path);
+      case 'existsData': {
+        this.readsData = true;
+        const path = node.path;
+        const steps = path.segments.length;
+        return (event, ctx) => ctx.charge(steps) && dataValue(event, path) !== undefined;
       }
       case 'not': {
         const operand = this.compile(node.operand);
@@ -125,6 +171,15 @@ export class NodeCompiler {
     return (event, ctx) => {
       const raw = event[name];
       if (typeof raw === 'string') return raw;
+      if (typeof raw === 'object' && raw !== null) {
+        // written out as JSON text, which costs JSON_STEPS a character: refused once the budget is gone
+        if (ctx.exhausted) {
+          ctx.exceed();
+          return false;
+        }
+        const text = attributeValue(event, name) as string;
+        return ctx.charge(JSON_STEPS * text.length) ? text : false;
+      }
       const value = attributeValue(event, name);
       if (value !== undefined) return value;
       ctx.fail('missingAttribute', message);
@@ -132,7 +187,26 @@ export class NodeCompiler {
     };
   }
 
+  /**
+   * A value inside the event's data: one step per member looked up, and no value (nothing there, null, an
+   * object or an array, or no JSON data) is a missing attribute, with the same error and zero value.
+   */
+  private data(path: DataPath): Evaluator {
+    this.readsData = true;
+    const message = `missing attribute '${path.text}'`;
+    const steps = path.segments.length;
+    return (event, ctx) => {
+      if (!ctx.charge(steps)) return false;
+      const value = dataValue(event, path);
+      if (value !== undefined) return value;
+      ctx.fail('missingAttribute', message);
+      return false;
+    };
+  }
+
   private binary(node: CesqlNode & { type: 'binary' }): Evaluator {
+    const level = PRECEDENCE[node.op];
+    if (node.left.type === 'binary' && PRECEDENCE[node.left.op] === level) return this.chain(node, level);
     const left = this.compile(node.left);
     const right = this.compile(node.right);
     switch (node.op) {
@@ -177,16 +251,60 @@ export class NodeCompiler {
       case '>=':
         return this.ordering(left, right, node.op);
       case '+':
-        return this.arithmetic(left, right, (x, y) => x + y, '+');
       case '-':
-        return this.arithmetic(left, right, (x, y) => x - y, '-');
       case '*':
-        return this.arithmetic(left, right, (x, y) => x * y, '*');
       case '/':
-        return this.arithmetic(left, right, (x, y) => Math.trunc(x / y), '/');
       case '%':
-        return this.arithmetic(left, right, (x, y) => x % y, '%');
+        return this.arithmetic(left, right, node.op);
     }
+  }
+
+  /**
+   * A left-to-right run of operators of one precedence level (`a OR b OR c`, `1 + 2 - 3`), which the
+   * parser builds as a left-deep tree, evaluated in a loop instead of by recursion: however long the
+   * run, it takes one stack frame. The loop does exactly what the nested operators would: each level
+   * starts where the run starts, so "an operand of this level failed" is "the error count moved since
+   * the run began", and then every level above yields its zero value, as does the run.
+   */
+  private chain(node: CesqlNode & { type: 'binary' }, level: number): Evaluator {
+    const spine: (CesqlNode & { type: 'binary' })[] = [];
+    let leftmost: CesqlNode = node;
+    while (leftmost.type === 'binary' && PRECEDENCE[leftmost.op] === level) {
+      spine.push(leftmost);
+      leftmost = leftmost.left;
+    }
+    spine.reverse();
+    const first = this.compile(leftmost);
+    const ops = spine.map((s) => s.op);
+    const rights = spine.map((s) => this.compile(s.right));
+    const zero: CesqlValue = level >= 2 ? 0 : false;
+    const length = ops.length;
+    return (event, ctx) => {
+      const n = ctx.count;
+      let acc = first(event, ctx);
+      for (let i = 0; i < length; i++) {
+        if (ctx.count !== n) return zero;
+        const op = ops[i] as BinaryOperator;
+        const right = rights[i] as Evaluator;
+        if (op === 'AND' || op === 'OR') {
+          const l = castToBoolean(acc, ctx);
+          if (l !== (op === 'AND')) {
+            // short-circuit: this level is decided (a failed cast decided it too, with its error)
+            acc = l;
+            continue;
+          }
+          const m = ctx.count;
+          const r = right(event, ctx);
+          if (ctx.count !== m) return zero;
+          acc = castToBoolean(r, ctx);
+          continue;
+        }
+        const r = right(event, ctx);
+        if (ctx.count !== n) return zero;
+        acc = apply(op, acc, r, ctx);
+      }
+      return acc;
+    };
   }
 
   /**
@@ -220,15 +338,8 @@ export class NodeCompiler {
     };
   }
 
-  private ordering(left: Evaluator, right: Evaluator, op: Exclude<ComparisonOperator, '=' | '!=' | '<>'>): Evaluator {
-    const compare =
-      op === '<'
-        ? (x: number, y: number) => x < y
-        : op === '<='
-          ? (x: number, y: number) => x <= y
-          : op === '>'
-            ? (x: number, y: number) => x > y
-            : (x: number, y: number) => x >= y;
+  private ordering(left: Evaluator, right: Evaluator, op: OrderingOperator): Evaluator {
+    const compare = ORDERING[op];
     return (event, ctx) => {
       const n = ctx.count;
       const l = left(event, ctx);
@@ -241,32 +352,14 @@ export class NodeCompiler {
     };
   }
 
-  /**
-   * Integer arithmetic on 32-bit signed values. Division truncates towards zero and the remainder
-   * takes the sign of the dividend; dividing by zero is a math error with `0`. A result outside the
-   * 32-bit range (e.g. `2147483647 + 1`, `-2147483648 / -1`) is a math error with `0` as well: the
-   * spec only says integers are 32-bit, and the zero value is its answer for a failed operator.
-   */
-  private arithmetic(left: Evaluator, right: Evaluator, apply: (x: number, y: number) => number, op: string): Evaluator {
-    const divides = op === '/' || op === '%';
+  private arithmetic(left: Evaluator, right: Evaluator, op: ArithmeticOperator): Evaluator {
     return (event, ctx) => {
       const n = ctx.count;
       const l = left(event, ctx);
       if (ctx.count !== n) return 0;
       const r = right(event, ctx);
       if (ctx.count !== n) return 0;
-      const x = typeof l === 'number' ? l : castToInteger(l, ctx);
-      const y = typeof r === 'number' ? r : castToInteger(r, ctx);
-      if (divides && y === 0) {
-        ctx.fail('math', `division by zero in ${x} ${op} 0`);
-        return 0;
-      }
-      const result = apply(x, y);
-      if (result < INT32_MIN || result > INT32_MAX) {
-        ctx.fail('math', `${x} ${op} ${y} overflows a 32-bit integer`);
-        return 0;
-      }
-      return result | 0;
+      return arithmetic(op, l, r, ctx);
     };
   }
 
@@ -278,7 +371,9 @@ export class NodeCompiler {
       const n = ctx.count;
       const value = operand(event, ctx);
       if (ctx.count !== n) return false;
-      return matches(typeof value === 'string' ? value : castToString(value)) !== negated;
+      const matched = matches(typeof value === 'string' ? value : castToString(value), ctx);
+      if (ctx.count !== n) return false;
+      return matched !== negated;
     };
   }
 
@@ -368,18 +463,77 @@ function castTo(value: CesqlValue, type: ParameterType, ctx: EvaluationContext):
   }
 }
 
+/**
+ * Integer arithmetic on 32-bit signed values. Division truncates towards zero and the remainder
+ * takes the sign of the dividend; dividing by zero is a math error with `0`. A result outside the
+ * 32-bit range (e.g. `2147483647 + 1`, `-2147483648 / -1`) is a math error with `0` as well: the
+ * spec only says integers are 32-bit, and the zero value is its answer for a failed operator.
+ */
+function arithmetic(op: ArithmeticOperator, l: CesqlValue, r: CesqlValue, ctx: EvaluationContext): number {
+  const x = typeof l === 'number' ? l : castToInteger(l, ctx);
+  const y = typeof r === 'number' ? r : castToInteger(r, ctx);
+  if (y === 0 && (op === '/' || op === '%')) {
+    ctx.fail('math', `division by zero in ${x} ${op} 0`);
+    return 0;
+  }
+  const result = ARITHMETIC[op](x, y);
+  if (result < INT32_MIN || result > INT32_MAX) {
+    ctx.fail('math', `${x} ${op} ${y} overflows a 32-bit integer`);
+    return 0;
+  }
+  return result | 0;
+}
+
+/** A binary operator other than AND and OR applied to operands that did not fail (for chains). */
+function apply(op: BinaryOperator, l: CesqlValue, r: CesqlValue, ctx: EvaluationContext): CesqlValue {
+  switch (op) {
+    case 'XOR':
+      return castToBoolean(l, ctx) !== castToBoolean(r, ctx);
+    case '=':
+      return equals(l, r, ctx);
+    case '!=':
+    case '<>':
+      return !equals(l, r, ctx);
+    case '<':
+    case '<=':
+    case '>':
+    case '>=':
+      return ORDERING[op](typeof l === 'number' ? l : castToInteger(l, ctx), typeof r === 'number' ? r : castToInteger(r, ctx));
+    case '+':
+    case '-':
+    case '*':
+    case '/':
+    case '%':
+      return arithmetic(op, l, r, ctx);
+    case 'AND':
+    case 'OR':
+      throw new Error(`${op} is evaluated by the chain itself`);
+  }
+}
+
+/**
+ * Two strings of one length are compared character by character: charged to the budget, so that
+ * comparing large attributes again and again cannot run unbounded. `false` when refused.
+ */
+function sameStrings(l: string, r: string, ctx: EvaluationContext): boolean {
+  if (l.length !== r.length) return false;
+  return ctx.charge(l.length) && l === r;
+}
+
 /** `l = r` with the left operand cast to the type of the right one. */
 function equals(l: CesqlValue, r: CesqlValue, ctx: EvaluationContext): boolean {
+  if (typeof l === 'string' && typeof r === 'string') return sameStrings(l, r, ctx);
   if (typeof l === typeof r) return l === r;
-  if (typeof r === 'string') return castToString(l) === r;
+  if (typeof r === 'string') return sameStrings(castToString(l), r, ctx);
   if (typeof r === 'number') return castToInteger(l, ctx) === r;
   return castToBoolean(l, ctx) === r;
 }
 
 /** `x = item` for IN: the item is cast to the type of `x`. */
 function equalsAsType(x: CesqlValue, item: CesqlValue, ctx: EvaluationContext): boolean {
+  if (typeof x === 'string' && typeof item === 'string') return sameStrings(x, item, ctx);
   if (typeof x === typeof item) return x === item;
-  if (typeof x === 'string') return x === castToString(item);
+  if (typeof x === 'string') return sameStrings(x, castToString(item), ctx);
   if (typeof x === 'number') return x === castToInteger(item, ctx);
   return x === castToBoolean(item, ctx);
 }

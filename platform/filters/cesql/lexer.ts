@@ -3,12 +3,14 @@ import { CesqlParseError } from './errors.ts';
 /**
  * Tokens of CESQL 1.0. Words (keywords, identifiers, function names) keep their source spelling;
  * `upper` is the case-folded form used to recognise keywords and functions, which are
- * case-insensitive (spec 2).
+ * case-insensitive (spec 2). A `path` is Pioneer's extension: a word followed directly by `.` and
+ * more words (`data.merchant.country`), `root` the first and `segments` the rest, as written.
  */
 export type Token =
   | { kind: 'integer'; text: string; pos: number; end: number }
   | { kind: 'string'; value: string; text: string; pos: number; end: number }
   | { kind: 'word'; text: string; upper: string; pos: number; end: number }
+  | { kind: 'path'; text: string; root: string; segments: string[]; pos: number; end: number }
   | { kind: 'punct'; text: Punct; pos: number; end: number }
   | { kind: 'eof'; text: ''; pos: number; end: number };
 
@@ -95,7 +97,20 @@ export function tokenize(source: string): Token[] {
       let allDigits = true;
       for (let k = 0; k < text.length && allDigits; k++) allDigits = isDigit(text.charAt(k));
       if (allDigits) tokens.push({ kind: 'integer', text, pos: start, end: i });
-      else tokens.push({ kind: 'word', text, upper: text.toUpperCase(), pos: start, end: i });
+      else if (source.charAt(i) === '.') {
+        // a word directly followed by a dot: a dotted path (data-path.ts; the parser checks its root and limits)
+        const segments: string[] = [];
+        while (source.charAt(i) === '.') {
+          const from = ++i;
+          while (i < n && isWordChar(source.charAt(i))) i++;
+          if (i === from) {
+            const found = i < n ? `'${source.charAt(i)}'` : 'end of input';
+            throw new CesqlParseError("a member name (letters, digits and _) after '.'", i, found);
+          }
+          segments.push(source.slice(from, i));
+        }
+        tokens.push({ kind: 'path', text: source.slice(start, i), root: text, segments, pos: start, end: i });
+      } else tokens.push({ kind: 'word', text, upper: text.toUpperCase(), pos: start, end: i });
       continue;
     }
     const two = source.slice(i, i + 2);

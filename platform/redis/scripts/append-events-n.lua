@@ -1,34 +1,59 @@
 -- Appends batches of events from one source partition to one or more subscription streams of one tenant, each
--- event once, then trims each stream by time and by size, remembering the last trimmed id so that a cursor
--- older than the buffer can be told apart from one that is merely quiet. One call per tenant and source batch
--- (all its keys share the tenant's hash tag): the route appends live events (dedup against each subscription's
--- own positions), a replay appends re-derived ones (dedup against the replay's progress, so a retried batch is
--- not appended twice, while the events themselves come again).
--- KEYS, six per subscription, in the order of the batches in ARGV:
+-- event once, records each run of appended entries in the subscription's marks (what the cold tier re-derives
+-- them from once they leave Redis), then trims each stream to its hot window and size cap and each marks stream
+-- to the resumable retention, remembering the last trimmed ids. One call per tenant and source batch (all its
+-- keys share the tenant's hash tag): the route appends live events (dedup against each subscription's own
+-- positions), a replay appends re-derived ones (dedup against the replay's progress, so a retried batch is not
+-- appended twice, while the events themselves come again). platform/redis/streams.ts describes the keys.
+-- KEYS, eight per subscription, in the order of the batches in ARGV:
 --   +1 the subscription record ({t:T}:sub:<id>); nothing is appended once it is gone (deleted subscription)
 --   +2 the subscription stream
 --   +3 the dedup hash: "<topic>/<partition>" -> last source offset appended (the subscription's positions
 --      hash for the route, the replay's progress hash for a replay)
---   +4 the hash that keeps "~trimmed" -> the greatest entry id ever trimmed (the subscription's positions)
+--   +4 the subscription's positions hash, which keeps "~trimmed" (the greatest entry id ever trimmed from the
+--      stream) and "~cold" (entries after this id can be re-derived: the marks cover them)
 --   +5 the seen-set of the current hour (only when the source position is unknown)
 --   +6 the seen-set of the previous hour
+--   +7 the marks stream
+--   +8 the subscription's dead letters (an event its transform failed on goes there, not to the stream)
 -- ARGV[1] position field "<topic>/<partition>", or "" when the source position is unknown (dedup by id)
 -- ARGV[2] stream size cap (entries)
--- ARGV[3] retention start in ms: entries older than this are trimmed
--- then per subscription: the number of events n, and per event, in source order, four values: source offset
---   ("" when unknown), dedup id "<source> <id>", event type, structured CloudEvent JSON
+-- ARGV[3] hot window start in ms: stream entries older than this are trimmed
+-- ARGV[4] resumable retention start in ms: marks of runs older than this are trimmed
+-- ARGV[5] now in ms (a dead letter's time)
+-- ARGV[6] the dead letters' cap (entries, approximate)
+-- then per subscription: the number of events n, the digest of the subscription's matching spec, the replay id
+--   ("" for live events), and per event, in source order, five values: source offset ("" when unknown), dedup
+--   id "<source> <id>", event type, structured CloudEvent JSON, and why it is set aside ("" when it is not: a
+--   set-aside event is deduplicated like the others, goes to the dead letters and takes no id of the run)
 -- Returns {appended, skipped} per subscription, flat; appended is -1 when the subscription is gone.
 local field = ARGV[1]
 local maxLen = tonumber(ARGV[2])
-local retainFrom = tonumber(ARGV[3])
+local hotFrom = tonumber(ARGV[3])
 local minid = ARGV[3] .. '-0'
+local marksMinid = ARGV[4] .. '-0'
+local now, deadCap = ARGV[5], ARGV[6]
+
+-- the greatest id among `a` and `b` ("ms-seq" strings)
+local function maxId(a, b)
+  if not a then return b end
+  if not b then return a end
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if #am ~= #bm then return (#am > #bm) and a or b end
+  if am ~= bm then return (am > bm) and a or b end
+  if #as ~= #bs then return (#as > #bs) and a or b end
+  return (as >= bs) and a or b
+end
+
 local out = {}
-local a = 4
-for k = 0, #KEYS / 6 - 1 do
-  local sub, stream, dedup, trimmedIn, seenNow, seenPrev =
-    KEYS[k * 6 + 1], KEYS[k * 6 + 2], KEYS[k * 6 + 3], KEYS[k * 6 + 4], KEYS[k * 6 + 5], KEYS[k * 6 + 6]
+local a = 7
+for k = 0, #KEYS / 8 - 1 do
+  local sub, stream, dedup, positions, seenNow, seenPrev, marks, dead =
+    KEYS[k * 8 + 1], KEYS[k * 8 + 2], KEYS[k * 8 + 3], KEYS[k * 8 + 4], KEYS[k * 8 + 5], KEYS[k * 8 + 6], KEYS[k * 8 + 7], KEYS[k * 8 + 8]
   local n = tonumber(ARGV[a])
-  local first, stop = a + 1, a + n * 4
+  local spec, replay = ARGV[a + 1], ARGV[a + 2]
+  local first, stop = a + 3, a + 2 + n * 5
   a = stop + 1
   if redis.call('EXISTS', sub) == 0 then
     out[#out + 1] = -1
@@ -37,19 +62,33 @@ for k = 0, #KEYS / 6 - 1 do
     local last = nil
     if field ~= '' then last = tonumber(redis.call('HGET', dedup, field)) end
     local appended, skipped = 0, 0
-    local lastOffset = nil
-    for i = first, stop, 4 do
+    local firstOffset, lastOffset = nil, nil
+    local runMs, runSeq, runFirst = nil, nil, nil
+    for i = first, stop, 5 do
       local fresh
       if field ~= '' then
         local offset = tonumber(ARGV[i])
         fresh = last == nil or offset > last
-        if fresh then last = offset; lastOffset = ARGV[i] end
+        if fresh then last = offset; lastOffset = ARGV[i]; firstOffset = firstOffset or ARGV[i] end
       else
         fresh = redis.call('SISMEMBER', seenNow, ARGV[i + 1]) == 0 and redis.call('SISMEMBER', seenPrev, ARGV[i + 1]) == 0
         if fresh then redis.call('SADD', seenNow, ARGV[i + 1]) end
       end
-      if fresh then
-        redis.call('XADD', stream, '*', 'type', ARGV[i + 2], 'event', ARGV[i + 3])
+      if fresh and ARGV[i + 4] ~= '' then
+        -- set aside: in the dead letters with the reason, kind "transform" (a replay of dead letters leaves them:
+        -- delivered untransformed, they would carry what the transform keeps from the endpoint)
+        redis.call('XADD', dead, 'MAXLEN', '~', deadCap, '*', 'cursor', '', 'type', ARGV[i + 2], 'event', ARGV[i + 3],
+          'reason', ARGV[i + 4], 'attempts', '0', 'webhook_id', '', 'dead_at', now, 'kind', 'transform')
+      elseif fresh then
+        -- one run of consecutive ids per call: the first id is the stream's next, the others follow it, so the
+        -- mark's first id and count give every id of the run
+        if not runMs then
+          runFirst = redis.call('XADD', stream, '*', 'type', ARGV[i + 2], 'event', ARGV[i + 3])
+          local ms, seq = string.match(runFirst, '^(%d+)-(%d+)$')
+          runMs, runSeq = ms, tonumber(seq)
+        else
+          redis.call('XADD', stream, runMs .. '-' .. string.format('%d', runSeq + appended), 'type', ARGV[i + 2], 'event', ARGV[i + 3])
+        end
         appended = appended + 1
       else
         skipped = skipped + 1
@@ -59,10 +98,23 @@ for k = 0, #KEYS / 6 - 1 do
     if field == '' and appended > 0 then redis.call('EXPIRE', seenNow, 7200) end
 
     if appended > 0 then
+      -- the first marked run: what the stream held before it has no marks and is never re-derived
+      if redis.call('HEXISTS', positions, '~cold') == 0 then
+        local before = redis.call('XREVRANGE', stream, '(' .. runFirst, '-', 'COUNT', 1)[1]
+        redis.call('HSET', positions, '~cold', maxId(before and before[1], redis.call('HGET', positions, '~trimmed')) or '0-0')
+      end
+      -- the run: where its events come from (a source partition and offsets; none when unknown) and how to
+      -- derive them again (the matching spec, the replay that marked them)
+      if field ~= '' then
+        redis.call('XADD', marks, runFirst, 'n', appended, 'p', field, 'f', firstOffset, 't', lastOffset, 'v', spec, 'r', replay)
+      else
+        redis.call('XADD', marks, runFirst, 'n', appended, 'p', '')
+      end
+
       local trimmed = nil
-      -- by time: everything before the retention start goes
+      -- by time: everything before the hot window goes
       local oldest = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
-      if oldest and tonumber(string.match(oldest[1], '^(%d+)')) < retainFrom then
+      if oldest and tonumber(string.match(oldest[1], '^(%d+)')) < hotFrom then
         local older = redis.call('XREVRANGE', stream, '(' .. minid, '-', 'COUNT', 1)[1]
         if older then
           redis.call('XTRIM', stream, 'MINID', minid)
@@ -76,7 +128,18 @@ for k = 0, #KEYS / 6 - 1 do
         redis.call('XTRIM', stream, 'MAXLEN', ARGV[2])
         trimmed = gone[#gone][1]
       end
-      if trimmed then redis.call('HSET', trimmedIn, '~trimmed', trimmed) end
+      if trimmed then redis.call('HSET', positions, '~trimmed', trimmed) end
+      -- marks older than the retention go; cursors before the last entry of the newest of them cannot resume
+      local oldestMark = redis.call('XRANGE', marks, '-', '+', 'COUNT', 1)[1]
+      if oldestMark and tonumber(string.match(oldestMark[1], '^(%d+)')) < tonumber(ARGV[4]) then
+        local newestOld = redis.call('XREVRANGE', marks, '(' .. marksMinid, '-', 'COUNT', 1)[1]
+        if newestOld then
+          redis.call('XTRIM', marks, 'MINID', marksMinid)
+          local ms, seq = string.match(newestOld[1], '^(%d+)-(%d+)$')
+          local count = tonumber(newestOld[2][2])
+          redis.call('HSET', positions, '~cold', maxId(redis.call('HGET', positions, '~cold'), ms .. '-' .. string.format('%d', tonumber(seq) + count - 1)))
+        end
+      end
     end
     out[#out + 1] = appended
     out[#out + 1] = skipped

@@ -2,7 +2,7 @@
 -- KEYS[1] the endpoint hash ({t:T}:ep:<sub>)
 -- KEYS[2] the subscription stream
 -- ARGV[1] endpoint id (ep_...)
--- ARGV[2] signing secret (whsec_...)
+-- ARGV[2] signing secret, sealed by the caller (enc:v1:...; platform/crypto/secret-box.ts)
 -- ARGV[3] where delivery starts: "start" (the stream's beginning) or "end" (after its last entry)
 -- ARGV[4] now (RFC 3339)
 -- Returns 1 when created, 0 when the endpoint existed.

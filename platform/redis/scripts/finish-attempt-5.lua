@@ -18,7 +18,10 @@
 -- ARGV[11] the webhook-id (for "dead")
 -- ARGV[12] the dead letters cap (approximate MAXLEN)
 -- Returns 1; -1 when the lease is not ours; -3 when the head moved on meanwhile (nothing is written).
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+-- A delivery is a fact, whoever holds the lease now: "delivered" is recorded while the head is still that event
+-- even when the lease was lost meanwhile (Redis failed over, the instance paused), so that the event is not
+-- sent again by the next holder. Every other outcome needs the lease.
+if ARGV[3] ~= 'delivered' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
 if redis.call('HGET', KEYS[1], 'head') ~= ARGV[2] then return -3 end
 redis.call('LPUSH', KEYS[3], ARGV[5])
 redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)

@@ -1,5 +1,5 @@
--- Extends a lease its owner holds.
--- KEYS[1] the lease
+-- Extends a single-holder lease, only for its holder (platform/redis/leases.ts).
+-- KEYS[1] the lease: string, its holder's owner token
 -- ARGV[1] the owner
 -- ARGV[2] the new time to live (ms)
 -- Returns 1 when renewed; 0 when the lease is not (or no longer) the owner's.

@@ -1,0 +1,284 @@
+/**
+ * Routing, once for the route function (live source batches) and for replays (a past interval re-derived for
+ * one subscription): decode source records into events or dead letters, match each event against a
+ * SubscriptionMatcher (the route's index of every subscription, or a replay's one), and append the matches,
+ * each once, to the subscriptions' streams (append-events-n.lua). Appends go in one call per tenant (all its
+ * keys share the tenant's hash tag, one Redis Cluster slot); the calls of different tenants are issued
+ * concurrently, never in one pipeline or transaction. It returns counts: the callers keep metrics and logs.
+ */
+import { MalformedRecordError } from '../errors.ts';
+import type { CloudEventJson } from '../events/cloudevent.ts';
+import type { InboundEvent } from '../events/inbound.ts';
+import { sourceEventOf, type SourceDecoding } from '../events/route-decoding.ts';
+import { oneLine, withMember } from '../events/event-text.ts';
+import { BUDGET_EXCEEDED_REASON } from '../filters/subscription-filter.ts';
+import { TransformError, type CompiledTransform } from '../transforms/transform.ts';
+import { addStreamEvent, appendKeys, appendToStreams, waitForReplicas, type PioneerRedis, type StreamBatch } from '../redis/client.ts';
+import { positionField } from '../redis/keys.ts';
+import type { IndexedSubscription, SubscriptionMatcher } from '../store/subscription-index.ts';
+import type { Subscription } from '../store/subscriptions.ts';
+
+/** Why a record is set aside: it cannot be decoded, its tenant does not exist, or one subscription's filters ran out of budget on it. */
+export type DeadLetterCause = 'malformed' | 'unknownTenant' | 'budgetExceeded';
+
+export interface DeadLetter {
+  item: InboundEvent;
+  cause: DeadLetterCause;
+  reason: string;
+  /** the subscriptions the record is set aside for (budgetExceeded; at most NAMED_SUBSCRIPTIONS, comma-separated); absent when it is for all */
+  subscription?: string;
+}
+
+/** How many subscription ids a budget dead letter names; the reason gives how many there were. */
+const NAMED_SUBSCRIPTIONS = 20;
+
+function budgetDeadLetter(item: InboundEvent, ids: string[]): DeadLetter {
+  const named = ids.slice(0, NAMED_SUBSCRIPTIONS).join(',');
+  const who = ids.length === 1 ? `subscription ${named}` : `${ids.length} subscriptions (${named}${ids.length > NAMED_SUBSCRIPTIONS ? ', …' : ''})`;
+  return { item, cause: 'budgetExceeded', reason: `${who}: ${BUDGET_EXCEEDED_REASON}`, subscription: named };
+}
+
+export interface DecodedEvent {
+  item: InboundEvent;
+  event: CloudEventJson;
+}
+
+/** Source records to routable events (platform/events/route-decoding.ts); those that never will be are dead letters. */
+function decodeRecords(records: Iterable<InboundEvent>, topic: string, decoding: SourceDecoding): { events: DecodedEvent[]; deadLetters: DeadLetter[] } {
+  const events: DecodedEvent[] = [];
+  const deadLetters: DeadLetter[] = [];
+  for (const item of records) {
+    try {
+      events.push({ item, event: sourceEventOf(item, topic, decoding) });
+    } catch (err) {
+      if (!(err instanceof MalformedRecordError)) throw err;
+      deadLetters.push({ item, cause: 'malformed', reason: err.message });
+    }
+  }
+  return { events, deadLetters };
+}
+
+export interface MatchOptions {
+  /** the hash a subscription's appends are deduplicated against: its own positions unless given (a replay: its progress) */
+  dedupKey?: (sub: Subscription) => string;
+  /** the replay whose events these are: each is marked with REPLAY_EXTENSION = this id (storedText) */
+  replay?: string;
+}
+
+/** The CloudEvent extension marking a re-delivered event: its value is the replay id. */
+export const REPLAY_EXTENSION = 'pioneerreplay';
+
+/**
+ * The text stored for an event, from the event and the text it came as (the record's own JSON when decoding left
+ * it unchanged, so its numbers keep every digit: docs/ingest.md); a replay's events carry its mark, added to that
+ * text (an event that carries a mark already, a replay of a replay's output, is marked anew through its parsed
+ * form). The route, replays and the cold tier store and serve the same text for the same record.
+ */
+export function storedText(event: CloudEventJson, text: string, replay: string | undefined): string {
+  if (!replay) return text;
+  return event[REPLAY_EXTENSION] === undefined ? withMember(oneLine(text), REPLAY_EXTENSION, replay) : JSON.stringify({ ...event, [REPLAY_EXTENSION]: replay });
+}
+
+/** One subscription's share of a source batch. */
+interface SubscriptionBatch {
+  subscriptionId: string;
+  batch: StreamBatch;
+}
+
+/** The text stored for an event of a subscription with a transform, or why it is set aside. */
+async function transformed(event: CloudEventJson, transform: CompiledTransform, replay: string | undefined): Promise<{ json: string } | { reason: string }> {
+  try {
+    const json = await transform.apply(event);
+    return { json: replay ? storedText(event, json, replay) : json };
+  } catch (err) {
+    if (!(err instanceof TransformError)) throw err;
+    return { reason: `transform ${err.message}` };
+  }
+}
+
+export interface Matches {
+  /** per tenant, its subscriptions' batches, each in source order */
+  byTenant: Map<string, Map<string, SubscriptionBatch>>;
+  /** (event, subscription) pairs matched */
+  matched: number;
+  /** (event, subscription) pairs whose filters ran out of their work budget (each one a dead letter) */
+  budgetExceeded: number;
+  /** (event, subscription) pairs whose transform failed: set aside in the subscription's dead letters */
+  transformFailed: number;
+  /** records of tenants that do not exist, and records set aside for a subscription whose filters ran out of budget */
+  deadLetters: DeadLetter[];
+}
+
+/** Matches decoded events, in source order, and gathers each subscription's batch. */
+async function matchEvents(events: readonly DecodedEvent[], matcher: SubscriptionMatcher, opts: MatchOptions = {}): Promise<Matches> {
+  const out: Matches = { byTenant: new Map(), matched: 0, budgetExceeded: 0, transformFailed: 0, deadLetters: [] };
+  const hour = Math.floor(Date.now() / 3600_000);
+  // a record for a tenant that does not exist can never be delivered: it is dead-lettered, not dropped
+  const unknown = matcher.unknownTenants ? await matcher.unknownTenants(new Set(events.map((d) => d.event.tenantid!))) : new Set<string>();
+  const exceeded: IndexedSubscription[] = [];
+  for (const { item, event } of events) {
+    const tenantId = event.tenantid!;
+    if (unknown.has(tenantId)) {
+      out.deadLetters.push({ item, cause: 'unknownTenant', reason: `tenantid: no tenant '${tenantId.slice(0, 200)}'` });
+      continue;
+    }
+    const matches = matcher.match(tenantId, event, exceeded);
+    if (exceeded.length > 0) {
+      // filters that could not judge the event within their budget: set the record aside for those
+      // subscriptions, with the reason, rather than drop it for them silently; one dead letter per record, however
+      // many of the tenant's subscriptions it names
+      out.deadLetters.push(budgetDeadLetter(item, exceeded.map(({ sub }) => sub.id)));
+      out.budgetExceeded += exceeded.length;
+      exceeded.length = 0;
+    }
+    if (matches.length === 0) continue;
+    out.matched += matches.length;
+    const json = storedText(event, item.json ?? JSON.stringify(event), opts.replay);
+    const stored = { offset: item.position?.offset ?? '', dedupId: `${event.source} ${event.id}`, type: event.type, json };
+    for (const { sub, spec, transform } of matches) {
+      let subs = out.byTenant.get(sub.tenant_id);
+      if (!subs) out.byTenant.set(sub.tenant_id, (subs = new Map()));
+      let entry = subs.get(sub.id);
+      if (!entry) {
+        const keys = opts.dedupKey ? appendKeys(sub.tenant_id, sub.id, hour, opts.dedupKey(sub)) : appendKeys(sub.tenant_id, sub.id, hour);
+        subs.set(sub.id, (entry = { subscriptionId: sub.id, batch: { keys, spec, replay: opts.replay ?? '', events: [] } }));
+      }
+      if (!transform) addStreamEvent(entry.batch, stored);
+      else {
+        const shaped = await transformed(event, transform, opts.replay);
+        if ('json' in shaped) addStreamEvent(entry.batch, { ...stored, json: shaped.json });
+        else {
+          // set aside in the subscription's dead letters with the reason, never delivered untransformed
+          addStreamEvent(entry.batch, { ...stored, setAside: shaped.reason });
+          out.transformFailed++;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** One event `deriveEvents` gives: what route() appended for the record. */
+export interface DerivedEvent {
+  offset: string;
+  type: string;
+  /** the stored text */
+  json: string;
+}
+
+/**
+ * The events one subscription gets from `records` (one partition's, in offset order), decoded, matched and
+ * stored as route() does, without appending them: the cold tier derives runs of a subscription's entries again
+ * with it. Records that do not decode, events its filters could not judge within the budget and events its
+ * transform fails on give nothing, as in route() (which dead-letters or sets them aside).
+ */
+export async function deriveEvents(
+  records: Iterable<InboundEvent>, input: { topic: string; decoding: SourceDecoding; matcher: SubscriptionMatcher; tenantId: string; replay?: string },
+): Promise<DerivedEvent[]> {
+  const out: DerivedEvent[] = [];
+  for (const { item, event } of decodeRecords(records, input.topic, input.decoding).events) {
+    if (event.tenantid !== input.tenantId) continue;
+    const [match] = input.matcher.match(input.tenantId, event);
+    if (!match) continue;
+    if (!match.transform) {
+      out.push({ offset: item.position?.offset ?? '', type: event.type, json: storedText(event, item.json ?? JSON.stringify(event), input.replay) });
+      continue;
+    }
+    // as route() stores it; an event its transform fails on again was set aside then, not appended
+    const shaped = await transformed(event, match.transform, input.replay);
+    if ('json' in shaped) out.push({ offset: item.position?.offset ?? '', type: event.type, json: shaped.json });
+  }
+  return out;
+}
+
+export interface AppendTotals {
+  added: number;
+  /** events skipped as appended before (re-deliveries) */
+  skipped: number;
+  /** subscriptions deleted meanwhile: nothing was appended to them */
+  deleted: string[];
+  /** Cluster masters whose replicas did not confirm the appends in time (the appends stand; a failover now may lose them) */
+  unreplicated: number;
+}
+
+/** How long the route waits for a replica of each master it appended to before it moves its position on. */
+export const REPLICA_WAIT_MS = 1000;
+
+/**
+ * Appends the matches of one source batch: one appendToStreams per tenant, all concurrent (sent back to back on
+ * the connection, never in one pipeline or transaction: a Cluster refuses one that spans slots). `field` is the batch's position field, "" when positions are unknown.
+ * A failure rejects: the batch is retried whole, and what was appended already is skipped then.
+ */
+async function appendMatches(redis: PioneerRedis, byTenant: Matches['byTenant'], target: { field: string } & BufferLimits): Promise<AppendTotals> {
+  const now = Date.now();
+  const to = { field: target.field, maxLen: target.maxLen, hotFromMs: now - target.hotMs, resumableFromMs: now - target.resumableMs };
+  const tenants = [...byTenant.values()].map((subs) => [...subs.values()]);
+  const outcomes = await Promise.all(tenants.map((subs) => appendToStreams(redis, to, subs.map((s) => s.batch))));
+  const totals: AppendTotals = { added: 0, skipped: 0, deleted: [], unreplicated: 0 };
+  const written: string[] = [];
+  outcomes.forEach((results, t) => {
+    let added = 0;
+    results.forEach((r, i) => {
+      if (r.deleted) totals.deleted.push(tenants[t]![i]!.subscriptionId);
+      added += r.added;
+      totals.skipped += r.skipped;
+    });
+    totals.added += added;
+    if (added > 0) written.push(tenants[t]![0]!.batch.keys[1]);
+  });
+  // a replica of each master written to has the appends before the route records its position (on a Cluster);
+  // a batch that only skipped what was appended before wrote nothing to wait for
+  totals.unreplicated = await waitForReplicas(redis, written, REPLICA_WAIT_MS);
+  return totals;
+}
+
+/** How much of a subscription's events Redis holds, and for how long its cursors resume (docs/operations.md). */
+export interface BufferLimits {
+  /** a stream's size cap (entries) */
+  maxLen: number;
+  /** how long a stream keeps its entries in Redis (the hot window) */
+  hotMs: number;
+  /** how long the marks of appended runs are kept: how far back a cursor resumes, from the source topics */
+  resumableMs: number;
+}
+
+export interface RouteCoreOptions extends BufferLimits {
+  redis: PioneerRedis;
+  decoding: SourceDecoding;
+}
+
+export interface RouteInput extends MatchOptions {
+  /** the source topic and partition the records come from, in offset order */
+  topic: string;
+  partition: number;
+  records: readonly InboundEvent[];
+  matcher: SubscriptionMatcher;
+}
+
+export interface RouteOutcome extends AppendTotals {
+  /** records set aside, in source order: malformed ones first, then unknown tenants and exceeded budgets */
+  deadLetters: DeadLetter[];
+  matched: number;
+  budgetExceeded: number;
+  /** (event, subscription) pairs set aside in the subscription's dead letters: its transform failed */
+  transformFailed: number;
+}
+
+export interface RouteCore {
+  /** Decodes, matches and appends one source batch. */
+  route(input: RouteInput): Promise<RouteOutcome>;
+}
+
+export function createRouteCore(opts: RouteCoreOptions): RouteCore {
+  const { redis, decoding, ...limits } = opts;
+  return {
+    async route({ topic, partition, records, matcher, ...matchOpts }) {
+      const decoded = decodeRecords(records, topic, decoding);
+      const matches = await matchEvents(decoded.events, matcher, matchOpts);
+      // one position field per batch: every record of a batch comes from the same partition, or none has one
+      const field = records[0]?.position ? positionField(topic, partition) : '';
+      const totals = matches.byTenant.size > 0 ? await appendMatches(redis, matches.byTenant, { field, ...limits }) : { added: 0, skipped: 0, deleted: [], unreplicated: 0 };
+      return { ...totals, deadLetters: [...decoded.deadLetters, ...matches.deadLetters], matched: matches.matched, budgetExceeded: matches.budgetExceeded, transformFailed: matches.transformFailed };
+    },
+  };
+}

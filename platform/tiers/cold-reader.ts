@@ -1,0 +1,410 @@
+/**
+ * A subscription's events behind one cursor, whichever tier holds them (platform/redis/streams.ts describes the
+ * tiers and the marks). A reader asks for the entries after a cursor: while the hot window holds them they come
+ * from Redis; when the cursor is older, the runs after it are derived again from the source topics, each with
+ * the matching spec and replay its mark names, and get the ids they had, so the reader sees what a reader that
+ * never left saw, then continues into the hot window with no gap and no duplicate.
+ *
+ *   marks after the cursor (a chunk of at most `chunk` entries) → one ColdSource read of each partition's span
+ *   (platform/tiers/cold-source.ts) → each record decoded and matched against the run that holds its offset
+ *   (platform/routing/route-core.ts deriveEvents: the route's own rules) → the run's events get its ids
+ *
+ * A subscription changed since: a run is derived with the spec it was matched with (the subscription store
+ * keeps every spec a subscription had), not today's, so a reader gets what was appended. A run that derives
+ * to a different number of events than its mark says (a decoding setting changed since) is served as far as it
+ * goes, never with ids of the next run, and counted in pioneer_cold_runs_mismatched_total.
+ *
+ * A reader that goes cold holds one ColdSource (a Kafka consumer) until it is back in the hot window or closed;
+ * an instance holds at most `maxSources` at once, and a reader past that answers ColdReadsBusyError (503).
+ */
+import type { Kafka, KafkaMessage } from 'kafkajs';
+import type { z } from 'zod';
+import { decodingOf, type coldReadsSchema, type sourceSchema } from '../config/source.ts';
+import { CursorExpiredError, HttpError } from '../errors.ts';
+import { decodeKafkaRecord, headersToStrings } from '../events/kafka-binding.ts';
+import type { SourceDecoding } from '../events/route-decoding.ts';
+import type { Redis } from '../redis/client.ts';
+import {
+  assertCursor, compareIds, lastIdOf, marksAfter, oldestResumable, readHotPage, runIds, tiers, type Mark, type StreamEntry,
+} from '../redis/streams.ts';
+import { deriveEvents, type DerivedEvent } from '../routing/route-core.ts';
+import { compileSubscription, matcherOf, type SubscriptionMatcher } from '../store/subscription-index.ts';
+import type { SubscriptionStore } from '../store/subscriptions.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { counter, gauge, histogram, type Registry } from '../telemetry/metrics.ts';
+import { createColdSource, RangeGoneError, type ColdSource, type PartitionRange } from './cold-source.ts';
+
+const BACKSLASH = 0x5c;
+
+export interface TieredPage {
+  entries: StreamEntry[];
+  /** more entries may follow the last one (always true while the page came from the cold tier) */
+  hasMore: boolean;
+  cold: boolean;
+}
+
+/** A reader of one subscription's events. Not shared: one reader per SSE stream, webhook lane or page chain. */
+export interface TieredReader {
+  /** Up to `limit` entries after `after`; CursorExpiredError when neither tier resumes after it. */
+  read(after: string, limit: number): Promise<TieredPage>;
+  /** Whether its last read came from the cold tier. */
+  readonly cold: boolean;
+  close(): Promise<void>;
+}
+
+export interface TieredStreams {
+  reader(opts: { tenantId: string; subId: string }): TieredReader;
+  /**
+   * Keeps a reader that read cold for the request of the next page (`key`: its tenant, subscription and the
+   * cursor it stopped at), so that a chain of pages pays the cold source's start once; closed unless taken
+   * within the park time, or sooner when another reader needs its source.
+   */
+  park(key: string, reader: TieredReader): void;
+  unpark(key: string): TieredReader | null;
+  /** cold sources open now */
+  active(): number;
+  close(): Promise<void>;
+}
+
+/** Too many readers of this instance read from the source topics at once. */
+export class ColdReadsBusyError extends HttpError {
+  constructor(max: number) {
+    super(503, 'cold_reads_busy', `this instance serves at most ${max} reads older than the hot window at once; retry shortly`, { headers: { 'retry-after': '5' } });
+  }
+}
+
+export interface TieredStreamsOptions {
+  redis: Redis;
+  kafka: Kafka;
+  topics: readonly string[];
+  decoding: SourceDecoding;
+  store: SubscriptionStore;
+  log: Logger;
+  metrics: Registry;
+  /** the consumer group prefix of the cold sources */
+  groupPrefix: string;
+  /** cold sources (Kafka consumers) this instance holds at most */
+  maxSources: number;
+  /** entries derived per cold step */
+  chunk?: number;
+  /** how long a parked reader waits for its next page */
+  parkMs?: number;
+}
+
+/** The tiered streams of a function that reads subscription streams (`user` names its consumer groups), from its configuration. */
+export function tieredStreamsFor(
+  cfg: z.infer<typeof sourceSchema> & z.infer<typeof coldReadsSchema> & { PIONEER_KAFKA_CLIENT_ID: string },
+  deps: { redis: Redis; kafka: Kafka; store: SubscriptionStore; log: Logger; metrics: Registry; user: string },
+): TieredStreams {
+  return createTieredStreams({
+    redis: deps.redis, kafka: deps.kafka, store: deps.store, metrics: deps.metrics, log: deps.log.child({ component: 'cold-reads' }),
+    topics: cfg.PIONEER_SOURCE_TOPICS, decoding: decodingOf(cfg), groupPrefix: `${cfg.PIONEER_KAFKA_CLIENT_ID}-${deps.user}-cold`, maxSources: cfg.PIONEER_COLD_READS_MAX,
+  });
+}
+
+export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
+  const { redis, kafka, topics, decoding, store, log, metrics, groupPrefix, maxSources, chunk = 2000, parkMs = 30_000 } = opts;
+  const open = new Set<ColdSource>();
+  const parked = new Map<string, { reader: TieredReader; timer: NodeJS.Timeout }>();
+  const unpark = (key: string): TieredReader | null => {
+    const p = parked.get(key);
+    if (!p) return null;
+    parked.delete(key);
+    clearTimeout(p.timer);
+    return p.reader;
+  };
+  const inProgress = gauge(metrics, 'pioneer_cold_reads_in_progress', 'Readers reading events older than the hot window from the source topics');
+  const behind = gauge(metrics, 'pioneer_cold_read_behind_seconds', 'How far behind the newest event the furthest-behind cold reader is (by cursor time)');
+  const served = counter(metrics, 'pioneer_cold_events_total', 'Events served from the cold tier (derived again from the source topics)');
+  const mismatched = counter(metrics, 'pioneer_cold_runs_mismatched_total', 'Runs that derived to a different number of events than their mark says');
+  const stepSeconds = histogram(metrics, 'pioneer_cold_read_step_seconds', 'Time to derive one chunk of cold events', [], [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
+  const lag = new Map<TieredReader, number>();
+  const report = () => {
+    inProgress.set(open.size);
+    behind.set(lag.size === 0 ? 0 : Math.max(...lag.values()));
+  };
+
+  async function takeSource(): Promise<ColdSource> {
+    // a parked reader gives its source up before a reader that is reading goes without
+    if (open.size >= maxSources && parked.size > 0) await unpark(parked.keys().next().value!)!.close();
+    if (open.size >= maxSources) throw new ColdReadsBusyError(maxSources);
+    const source = await createColdSource({ kafka, topics, groupPrefix });
+    open.add(source);
+    report();
+    return source;
+  }
+  async function dropSource(source: ColdSource): Promise<void> {
+    open.delete(source);
+    report();
+    await source.close();
+  }
+
+  /** The matcher of the subscription as it was when its digest was `spec` (and that spec's types), compiled once per reader. */
+  function matcherCache(tenantId: string, subId: string) {
+    const cache = new Map<string, { matcher: SubscriptionMatcher; types: Buffer[] } | null>();
+    return async (spec: string): Promise<{ matcher: SubscriptionMatcher; types: Buffer[] } | null> => {
+      if (cache.has(spec)) return cache.get(spec)!;
+      const found = await store.specOf(tenantId, subId, spec);
+      let matcher: { matcher: SubscriptionMatcher; types: Buffer[] } | null = null;
+      try {
+        if (found) {
+          const sub = {
+            id: subId, tenant_id: tenantId, created_at: '', updated_at: '', filters: found.filters ?? [],
+            types: found.types ?? undefined, source: found.source ?? undefined, ...(found.transform ? { transform: found.transform } : {}),
+          };
+          matcher = { matcher: matcherOf([compileSubscription(sub)]), types: (found.types ?? []).map((t) => Buffer.from(t)) };
+        }
+      } catch (err) {
+        log.error({ err, subscription: subId, spec }, 'a kept matching spec does not compile; its runs derive to nothing');
+      }
+      cache.set(spec, matcher);
+      return matcher;
+    };
+  }
+
+  return {
+    reader({ tenantId, subId }) {
+      let source: ColdSource | null = null;
+      const matcherOfSpec = matcherCache(tenantId, subId);
+      /** entries derived ahead of the caller, and the cursor they follow */
+      let ahead: StreamEntry[] = [];
+      let aheadAfter: string | null = null;
+      /** the next cold step, started while the caller takes the current one (reading Kafka overlaps serving) */
+      let prefetch: { after: string; result: Promise<{ value: StreamEntry[] | null } | { err: unknown }> } | null = null;
+      const settlePrefetch = async (): Promise<void> => {
+        const p = prefetch;
+        prefetch = null;
+        if (p) await p.result;
+      };
+      const nextStep = async (after: string): Promise<StreamEntry[] | null> => {
+        if (prefetch?.after === after) {
+          const p = prefetch;
+          prefetch = null;
+          const r = await p.result;
+          if ('err' in r) throw r.err;
+          return r.value;
+        }
+        await settlePrefetch();
+        return coldStep(after);
+      };
+      const expired = (cursor: string, oldest: string) => new CursorExpiredError({ cursor, subscriptionId: subId, oldestCursor: oldest });
+
+      const reader: TieredReader = {
+        cold: false,
+        async read(after, limit) {
+          // what a previous cold step derived ahead of this cursor
+          if (aheadAfter !== null) {
+            const at = aheadAfter === after ? 0 : ahead.findIndex((e) => e.cursor === after) + 1;
+            if (at > 0 || aheadAfter === after) {
+              const entries = ahead.slice(at, at + limit);
+              if (entries.length > 0) {
+                ahead = ahead.slice(at + entries.length);
+                aheadAfter = entries[entries.length - 1]!.cursor;
+                return page(entries, true, true);
+              }
+            }
+            ahead = [];
+            aheadAfter = null;
+          }
+          const hot = await readHotPage(redis, { tenantId, subId, after, limit });
+          if (hot) {
+            await settlePrefetch();
+            if (source) {
+              const s = source;
+              source = null;
+              await dropSource(s);
+            }
+            lag.delete(reader);
+            report();
+            return page(hot.entries, hot.hasMore, false);
+          }
+          const t = await assertCursor(redis, { tenantId, subId, cursor: after });
+          const started = process.hrtime.bigint();
+          const derived = await nextStep(after);
+          stepSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+          if (derived === null) {
+            // no run after the cursor: nothing was appended between it and the hot window
+            const fromHot = await readHotPage(redis, { tenantId, subId, after: compareIds(after, t.trimmed) < 0 ? t.trimmed : after, limit });
+            return page(fromHot?.entries ?? [], fromHot?.hasMore ?? true, false);
+          }
+          served.inc(derived.length);
+          if (derived.length > 0) {
+            const from = derived[derived.length - 1]!.cursor;
+            prefetch = { after: from, result: coldStep(from).then((value) => ({ value }), (err: unknown) => ({ err })) };
+          }
+          const entries = derived.slice(0, limit);
+          ahead = derived.slice(limit);
+          aheadAfter = entries.length > 0 ? entries[entries.length - 1]!.cursor : null;
+          if (entries.length > 0) lag.set(reader, Math.max(0, (Date.now() - Number(entries[entries.length - 1]!.cursor.split('-')[0])) / 1000));
+          report();
+          return page(entries, true, true);
+        },
+        async close() {
+          lag.delete(reader);
+          ahead = [];
+          aheadAfter = null;
+          await settlePrefetch();
+          if (source) {
+            const s = source;
+            source = null;
+            await dropSource(s);
+          }
+          report();
+        },
+      };
+
+      function page(entries: StreamEntry[], hasMore: boolean, cold: boolean): TieredPage {
+        (reader as { cold: boolean }).cold = cold;
+        return { entries, hasMore, cold };
+      }
+
+      const tenantBytes = Buffer.from(tenantId);
+      /**
+       * False only for a record that cannot give this subscription an event, told from its bytes without decoding
+       * it (most of a busy partition's records are other tenants' or other types'): a binary-mode record whose
+       * ce_tenantid or ce_type header differs, or a structured one without a backslash (so every JSON string in it
+       * is written literally) in which the tenant id, or every one of the types, does not occur. A topic with a
+       * mapping derives its tenant otherwise: its records are always decoded.
+       */
+      function mayMatch(m: KafkaMessage, topic: string, types: Buffer[]): boolean {
+        if (decoding.mappings[topic]) return true;
+        const header = (name: string) => {
+          const h = m.headers?.[name];
+          return h === undefined ? undefined : Array.isArray(h) ? String(h[0]) : String(h);
+        };
+        if (header('ce_specversion') !== undefined) {
+          const type = header('ce_type');
+          return header('ce_tenantid') === tenantId && (types.length === 0 || (type !== undefined && types.some((t) => t.toString() === type)));
+        }
+        const v = m.value;
+        if (!v) return false;
+        if (v.includes(BACKSLASH)) return true;
+        return v.includes(tenantBytes) && (types.length === 0 || types.some((t) => v.includes(t)));
+      }
+
+      /** The entries of the runs after `after`, derived again (at least one run's worth); null when no run follows it. */
+      async function coldStep(after: string): Promise<StreamEntry[] | null> {
+        // runs that give nothing after the cursor (they derived to fewer events than marked) are passed over, so
+        // that a reader never asks for the same runs again and again
+        for (let from = after; ; ) {
+          const step = await coldRuns(from, after);
+          if (step === null || step.entries.length > 0) return step?.entries ?? null;
+          from = step.through;
+        }
+      }
+
+      /** The entries after `after` of the runs after `from` (at most `chunk` events' worth), and the last id those runs hold. */
+      async function coldRuns(from: string, after: string): Promise<{ entries: StreamEntry[]; through: string } | null> {
+        const marks: Mark[] = [];
+        let total = 0;
+        for (const m of await marksAfter(redis, { tenantId, subId, after: from, count: Math.max(1, Math.ceil(chunk / 4)) })) {
+          if (marks.length > 0 && total + m.count > chunk) break;
+          marks.push(m);
+          total += m.count;
+        }
+        if (marks.length === 0) return null;
+        const hole = marks.findIndex((m) => m.field === '');
+        if (hole === 0) {
+          // a run whose source positions were unknown cannot be derived again: resume after it, or after the
+          // trimmed marker when the rest of it is still in the hot window
+          const { trimmed } = await tiers(redis, { tenantId, subId });
+          const end = lastIdOf(marks[0]!);
+          throw expired(after, compareIds(trimmed, end) < 0 && compareIds(trimmed, after) > 0 ? trimmed : end);
+        }
+        const runs = hole > 0 ? marks.slice(0, hole) : marks;
+        // each run's events, matched with its own spec; a partition's runs in offset order
+        // per run, its records' events in offset order (derived as they arrive; a transform's evaluation is async)
+        const results = new Map<Mark, Promise<DerivedEvent[]>[]>(runs.map((m) => [m, []]));
+        const byField = new Map<string, Mark[]>();
+        for (const m of runs) {
+          const list = byField.get(m.field);
+          if (list) list.push(m);
+          else byField.set(m.field, [m]);
+        }
+        const matchers = new Map<Mark, { matcher: SubscriptionMatcher; types: Buffer[] } | null>();
+        for (const m of runs) matchers.set(m, await matcherOfSpec(m.spec));
+        const ranges: PartitionRange[] = [];
+        const runsOf = new Map<string, { list: Mark[]; at: number; topic: string }>();
+        for (const [field, list] of byField) {
+          const slash = field.lastIndexOf('/');
+          const topic = field.slice(0, slash);
+          const partition = Number(field.slice(slash + 1));
+          ranges.push({ topic, partition, from: BigInt(list[0]!.fromOffset), to: BigInt(list[list.length - 1]!.toOffset) });
+          runsOf.set(field, { list, at: 0, topic });
+        }
+        const onRecord = (range: PartitionRange, m: KafkaMessage) => {
+          const field = `${range.topic}/${range.partition}`;
+          const state = runsOf.get(field)!;
+          const offset = BigInt(m.offset);
+          while (state.at < state.list.length && BigInt(state.list[state.at]!.toOffset) < offset) state.at++;
+          const run = state.list[state.at];
+          if (!run || offset < BigInt(run.fromOffset)) return; // between runs: no event of this subscription
+          const matcher = matchers.get(run);
+          if (!matcher || !mayMatch(m, range.topic, matcher.types)) return;
+          const record = decodeKafkaRecord(
+            { key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp },
+            { topic: range.topic, partition: range.partition, offset: m.offset },
+          );
+          results.get(run)!.push(deriveEvents([record], { topic: range.topic, decoding, matcher: matcher.matcher, tenantId, replay: run.replay || undefined }));
+        };
+        source ??= await takeSource();
+        try {
+          await source.read(ranges, onRecord);
+        } catch (err) {
+          if (err instanceof RangeGoneError) throw expired(after, await oldestAfterRetention(err));
+          // the consumer may be in any state now: a new one for the next step
+          const s = source;
+          source = null;
+          if (s) await dropSource(s);
+          throw err;
+        }
+        const out: StreamEntry[] = [];
+        for (const run of runs) {
+          const events = (await Promise.all(results.get(run)!)).flat();
+          if (events.length !== run.count) {
+            mismatched.inc();
+            log.warn({ subscription: subId, run: run.first, marked: run.count, derived: events.length }, 'a cold run derived to a different number of events than its mark says');
+          }
+          const ids = runIds(run);
+          events.slice(0, run.count).forEach((e, k) => {
+            if (compareIds(ids[k]!, after) > 0) out.push({ cursor: ids[k]!, type: e.type, event: e.json });
+          });
+        }
+        return { entries: out, through: lastIdOf(runs[runs.length - 1]!) };
+      }
+
+      /** The oldest cursor after which every run can still be derived, once a topic's retention deleted a range's start. */
+      async function oldestAfterRetention(err: RangeGoneError): Promise<string> {
+        // a partition's runs are in offset order: those starting before its earliest offset come first
+        let cursor = oldestResumable(await tiers(redis, { tenantId, subId }));
+        let last = cursor;
+        for (;;) {
+          const marks = await marksAfter(redis, { tenantId, subId, after: cursor, count: 500 });
+          for (const m of marks) {
+            if (m.field !== err.field) continue;
+            if (BigInt(m.fromOffset) >= err.earliest) return last;
+            last = lastIdOf(m);
+          }
+          if (marks.length < 500) return last;
+          cursor = lastIdOf(marks[marks.length - 1]!);
+        }
+      }
+
+      return reader;
+    },
+    park(key, reader) {
+      unpark(key)?.close().catch(() => {});
+      const timer = setTimeout(() => void unpark(key)?.close().catch(() => {}), parkMs);
+      timer.unref();
+      parked.set(key, { reader, timer });
+    },
+    unpark,
+    active: () => open.size,
+    async close() {
+      for (const key of [...parked.keys()]) await unpark(key)?.close().catch(() => {});
+      await Promise.allSettled([...open].map((s) => s.close()));
+      open.clear();
+      report();
+    },
+  };
+}
