@@ -6,10 +6,13 @@
  *
  * The API and the route compile it with the same function (`transformSchema`, `compileTransform`), so whatever
  * the API accepts the route runs. Each evaluation is bounded, whatever the expression: at most
- * MAX_TRANSFORM_MS of wall time and MAX_TRANSFORM_DEPTH nested evaluation steps (JSONata's own guardrails,
- * checked on every step), sequences and ranges of at most MAX_TRANSFORM_SEQUENCE items, strings of at most
+ * MAX_TRANSFORM_STEPS evaluation steps in all and MAX_TRANSFORM_DEPTH nested ones, sequences and ranges of at most
+ * MAX_TRANSFORM_SEQUENCE items, strings of at most
  * MAX_TRANSFORM_STRING characters at every step (an evaluation hook; `$pad` is replaced by a bounded one), no
  * regular expressions (JavaScript's engine backtracks), and a result of at most MAX_TRANSFORM_BYTES as JSON.
+ * These bounds count work, not time, so an event gets the same outcome on a busy machine and a quiet one, and a cold
+ * read that derives an event again long after derives the same text or the same dead letter. MAX_TRANSFORM_MS of
+ * wall time (JSONata's guardrail) is only a backstop for a single built-in call that does much inside one step.
  * Those bounds hold whatever the input: the event's data is itself at most the record size. An evaluation
  * that fails, or passes a bound, throws TransformError with the reason: the route sets the event aside in the
  * subscription's dead letters rather than deliver it untransformed.
@@ -22,11 +25,18 @@ import { z } from 'zod';
 
 export const MAX_TRANSFORM_LENGTH = 4096;
 /**
- * The route evaluates a partition's events one after the other, so a transform's time is spent on the partition's
- * time for every tenant: the bound is kept low (a projection or a mask takes microseconds). A tenant's events are
- * not yet bounded in sum (docs/operations.md): this bound is what limits how much one event can take.
+ * The route evaluates a partition's events one after the other, so a transform's work is spent on the partition's
+ * time for every tenant: the bound is kept low. A projection or a mask takes a few dozen steps; a step costs about
+ * 0.6-1 µs, so 20,000 steps is about 12-20 ms, and mapping an array of a thousand items still fits. A tenant's
+ * events are not yet bounded in sum (docs/operations.md): this bound is what limits how much one event can take.
  */
-export const MAX_TRANSFORM_MS = 10;
+export const MAX_TRANSFORM_STEPS = 20_000;
+/**
+ * Wall time, a backstop only, for a built-in that does much inside one step (a sort of a long sequence): generous,
+ * since a machine under load (a step then costs several µs) must not turn a transform that fits its steps into a
+ * failure.
+ */
+export const MAX_TRANSFORM_MS = 1000;
 export const MAX_TRANSFORM_DEPTH = 200;
 export const MAX_TRANSFORM_BYTES = 256 * 1024;
 /** the longest sequence (array, range) and string an evaluation may build on its way */
@@ -78,6 +88,13 @@ function compile(source: string): Expression {
   }
   if (hasRegex(expression.ast())) throw new TransformError('regular expressions are not allowed in a transform (their matching time has no bound)');
   expression.registerFunction('pad', boundedPad as never, '<s-ns?:s>');
+  // every step counts against the evaluation's budget, kept on the evaluation's own root frame (JSONata's `base`),
+  // so evaluations of one expression at the same time count apart
+  expression.assign(Symbol.for('jsonata.__evaluate_entry') as never, ((_expr: unknown, _input: unknown, env: { base: { pioneerSteps?: number } }) => {
+    const base = env.base;
+    base.pioneerSteps = (base.pioneerSteps ?? 0) + 1;
+    if (base.pioneerSteps > MAX_TRANSFORM_STEPS) throw new TransformError(`took more than ${MAX_TRANSFORM_STEPS} evaluation steps`);
+  }) as never);
   // every value an evaluation step yields is checked: a string doubled in a loop stops at the bound, not at the heap's
   expression.assign(Symbol.for('jsonata.__evaluate_exit') as never, ((_expr: unknown, _input: unknown, _env: unknown, result: unknown) => {
     if (typeof result === 'string' && result.length > MAX_TRANSFORM_STRING) throw new TransformError(`built a string longer than ${MAX_TRANSFORM_STRING} characters`);
