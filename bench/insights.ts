@@ -26,7 +26,8 @@ import { z } from 'zod';
 import { commonSchema, env, loadConfig } from '../platform/config/env.ts';
 import { generateApiKey } from '../platform/auth/api-keys.ts';
 import { insightsKeys } from '../platform/redis/keys.ts';
-import { ROOT, benchPlatformEnv, cpuSecondsOf, imageNodeOptions, scrapeCounters, startFunction, stopProcess } from './processes.ts';
+import { ROOT, benchPlatformEnv, cpuSecondsOf, imageNodeOptions, mainProfile, scrapeCounters, startFunction, stopProcess } from './processes.ts';
+import { summariseFile } from './profile-summary.ts';
 import { call, percentile, say, sleep } from './common.ts';
 
 const cfg = loadConfig(
@@ -40,11 +41,14 @@ const cfg = loadConfig(
     BENCH_QUERY_EVENTS_PER_DAY: env.int(1, 1000).default(2),
     BENCH_QUERIES: env.int(10, 100_000).default(200),
     BENCH_OUT: z.string().default(path.join(ROOT, 'bench/results')),
+    /** also CPU-profile the insights function (bench/results/profiles/insights), and print where its time goes */
+    BENCH_PROFILE: env.bool().default(false),
     /** redis-server's pid (scripts/bench.sh sets it): its CPU per event counted */
     BENCH_REDIS_PID: env.int(1, 1 << 30).optional(),
   }),
 );
 const N = cfg.BENCH_EVENTS;
+const profileDir = cfg.BENCH_PROFILE ? path.join(cfg.BENCH_OUT, 'profiles') : undefined;
 const DAY = 86_400_000;
 const topic = `bench-insights-${Date.now()}`;
 const kafka = new Kafka({ brokers: cfg.PIONEER_KAFKA_BROKERS, clientId: 'bench-insights', logLevel: logLevel.NOTHING });
@@ -224,7 +228,7 @@ try {
 
   say('the insights function');
   const started = performance.now();
-  insights = await startFunction('insights', base, { nodeOptions });
+  insights = await startFunction('insights', base, { nodeOptions, ...(profileDir ? { profileDir } : {}) });
   const cpu0 = cpuSecondsOf(insights.child.pid) ?? 0;
   const redisCpu0 = cpuSecondsOf(cfg.BENCH_REDIS_PID) ?? 0;
   const a = await appliedBy(insights.url, [tenants[0]!.id, tenants[1]!.id], Date.now() + 300_000);
@@ -340,4 +344,8 @@ try {
   if (insights) await stopProcess(insights);
   await stopProcess(subscriptions);
   redis.disconnect();
+}
+if (profileDir) {
+  const file = mainProfile(path.join(profileDir, 'insights'));
+  if (file) console.log(JSON.stringify(summariseFile(file, 25), null, 2));
 }

@@ -36,42 +36,66 @@ local recorded, attributed = 0, 0
 
 local function int(n) return string.format('%d', n) end
 
--- counts `customer` in the minute, hour and day buckets of `t` for (metric, campaign)
+-- The batch's counts are gathered per bucket first and written once per bucket at the end (flush): a batch's
+-- events mostly share their minute, hour and day, so a bucket costs a few commands per batch, not per event.
+local pending, order = {}, {}
 local function record(metric, campaign, t, customer)
   for _, res in ipairs({ 'm', 'h', 'd' }) do
     local n = math.floor(t / width[res])
-    local expires = int((n + 1) * width[res] + retention[res])
     local suffix = metric .. ':' .. res .. ':' .. int(n) .. ':' .. campaign
-    local u = prefix .. 'u:' .. suffix
-    local c = prefix .. 'n:' .. suffix
-    local x = prefix .. 'x:' .. suffix
-    redis.call('PFADD', u, customer)
-    redis.call('PEXPIREAT', u, expires)
-    -- the exact set exists from the bucket's first event until it outgrows exactMax (then the HLL alone counts)
-    if redis.call('INCR', c) == 1 then
-      if exactMax > 0 then
-        redis.call('SADD', x, customer)
-        redis.call('PEXPIREAT', x, expires)
-      end
-    elseif redis.call('SADD', x, customer) == 1 then
-      -- a set of one here was dropped before (the bucket has had events): it stays dropped
-      local size = redis.call('SCARD', x)
-      if size == 1 or size > exactMax then redis.call('DEL', x) end
+    local b = pending[suffix]
+    if not b then
+      b = { events = 0, customers = {}, seen = {}, expires = int((n + 1) * width[res] + retention[res]) }
+      pending[suffix] = b
+      order[#order + 1] = suffix
     end
-    redis.call('PEXPIREAT', c, expires)
+    b.events = b.events + 1
+    if not b.seen[customer] then
+      b.seen[customer] = true
+      b.customers[#b.customers + 1] = customer
+    end
   end
   recorded = recorded + 1
 end
 
+-- calls `cmd key members...` in slices (a Lua call takes a bounded number of arguments)
+local function each_slice(cmd, key, members)
+  for j = 1, #members, 1000 do redis.call(cmd, key, unpack(members, j, math.min(j + 999, #members))) end
+end
+
+local function flush()
+  for _, suffix in ipairs(order) do
+    local b = pending[suffix]
+    local u, c, x = prefix .. 'u:' .. suffix, prefix .. 'n:' .. suffix, prefix .. 'x:' .. suffix
+    each_slice('PFADD', u, b.customers)
+    redis.call('PEXPIREAT', u, b.expires)
+    local events = redis.call('INCRBY', c, b.events)
+    redis.call('PEXPIREAT', c, b.expires)
+    -- the exact set exists from the bucket's first event until it outgrows exactMax (then the HLL alone counts);
+    -- a bucket that had events and has no set had it dropped: it stays dropped
+    if exactMax > 0 and (events == b.events or redis.call('EXISTS', x) == 1) then
+      if #b.customers > exactMax then
+        redis.call('DEL', x)
+      else
+        each_slice('SADD', x, b.customers)
+        if redis.call('SCARD', x) > exactMax then redis.call('DEL', x) else redis.call('PEXPIREAT', x, b.expires) end
+      end
+    end
+  end
+end
+
 -- attributes cart `ref` at `t` to `campaign` once
+local touched = {}
 local function attribute(att, campaign, ref, t, customer)
   if redis.call('ZADD', att, 'NX', t, campaign .. '\n' .. ref) == 1 then
     record('clickToBasket', campaign, t, customer)
     attributed = attributed + 1
+    touched[att] = false
   end
 end
 
--- drops a customer zset's members older than `keep` behind its newest, and refreshes its expiry
+-- drops a customer zset's members older than `keep` behind its newest, and refreshes its expiry: once per key and
+-- batch, after the batch (`cap` false: no cap on the count)
 local function trim(key, cap)
   local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if newest[2] then redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. int(tonumber(newest[2]) - keep)) end
@@ -91,39 +115,43 @@ for _ = 1, f do
   i = i + 3
 end
 
+local campaigns = {}
 while i <= #ARGV do
   local kind, t, customer, campaign, ref = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   i = i + 5
-  local att = prefix .. 'att:' .. customer
   if kind == 'i' then
     record('impressions', campaign, t, customer)
-    redis.call('SADD', prefix .. 'campaigns', campaign)
+    campaigns[campaign] = true
   elseif kind == 'c' then
     record('clicks', campaign, t, customer)
-    redis.call('SADD', prefix .. 'campaigns', campaign)
+    campaigns[campaign] = true
     local clk = prefix .. 'clk:' .. customer
     redis.call('ZADD', clk, t, int(t) .. '|' .. campaign)
-    trim(clk, maxClicks)
+    touched[clk] = maxClicks
     -- carts of the customer already seen within the window after the click (processed before it: out of order)
     local carts = redis.call('ZRANGEBYSCORE', prefix .. 'crt:' .. customer, t, t + window, 'WITHSCORES')
-    for j = 1, #carts, 2 do attribute(att, campaign, carts[j], tonumber(carts[j + 1]), customer) end
-    if #carts > 0 then trim(att) end
+    for j = 1, #carts, 2 do attribute(prefix .. 'att:' .. customer, campaign, carts[j], tonumber(carts[j + 1]), customer) end
   elseif kind == 'a' then
     local crt = prefix .. 'crt:' .. customer
     redis.call('ZADD', crt, t, ref)
-    trim(crt, maxClicks)
+    touched[crt] = maxClicks
     local clicks = redis.call('ZRANGEBYSCORE', prefix .. 'clk:' .. customer, t - window, t)
     local seen = {}
     for _, member in ipairs(clicks) do
       local c = string.match(member, '^%d+|(.*)$')
       if c and not seen[c] then
         seen[c] = true
-        attribute(att, c, ref, t, customer)
+        attribute(prefix .. 'att:' .. customer, c, ref, t, customer)
       end
     end
-    if next(seen) then trim(att) end
   end
 end
+
+flush()
+local named = {}
+for c in pairs(campaigns) do named[#named + 1] = c end
+each_slice('SADD', prefix .. 'campaigns', named)
+for key, cap in pairs(touched) do trim(key, cap) end
 
 redis.call('HSET', pos, field, ARGV[4], field .. ':wm', ARGV[5])
 return {1, recorded, attributed}
