@@ -64,6 +64,7 @@ API=$(sed -n 's/^pioneer: the API .* on \(http:[^ ]*\)$/\1/p' "$DIR/functions.lo
 cat <<MSG
 
 pioneer: the API  $API   (every path of openapi.yaml; /healthz /readyz /metrics of every function)
+pioneer: portal   $API/portal   (sign in with the admin key, or the demo tenant's key in $DIR/demo-tenant.json)
 pioneer: Kafka    $PIONEER_KAFKA_BROKERS
 pioneer: Redis    $PIONEER_REDIS_URL
 pioneer: admin key in $DIR/admin-key

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages the project runs on, from Debian's packages, when they are missing:
-# redis-server, a Java 17 runtime and Maven (for the Kafka broker). Node.js 20+ and npm must be present.
+# redis-server, a Java 17 runtime and Maven (for the Kafka broker), Chromium (the portal's browser tests drive it
+# with playwright-core). Node.js 20+ and npm must be present.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   echo "install-system.sh: installing ${missing[*]}" >&2

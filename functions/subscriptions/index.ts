@@ -76,6 +76,12 @@ export default defineFunction({
       return c.json(await tenants.createKey(id, body.role), 201);
     });
 
+    // the calling key itself: what a client (the portal) shows and offers for it, without guessing from refusals
+    app.get('/v1/keys/current', (c) => {
+      const auth = c.get('auth');
+      return c.json({ id: auth.keyId, role: auth.role, tenant_id: auth.tenantId });
+    });
+
     app.delete('/v1/keys/:id', async (c) => {
       const auth = c.get('auth');
       const id = c.req.param('id');

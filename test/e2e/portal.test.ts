@@ -1,0 +1,273 @@
+/**
+ * The customer portal at /portal, driven in a real Chromium (Debian's `chromium`, through playwright-core): an
+ * admin lists tenants and issues a key; a tenant signs in, sees the API's message next to a bad filter and a bad
+ * transform, creates a subscription, sees its events arrive in the live tail (as text, never as markup), replays
+ * a dead letter, rotates the endpoint's secret, edits and deletes; tenant B's key sees none of A's data; the page
+ * works at a phone's width. Throughout: no key in any URL the browser asked for, no CSP violation, no script
+ * error. Screenshots of what the browser saw go to test-output/portal/.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { api, createTenant, createTopic, randomName, ROOT, routeEnv, startPlatform, waitFor, type TestPlatform } from '../support/helpers.ts';
+import { deliverEnv, ownRedis, startReceiver, type Receiver } from '../integration/deliver-receiver.ts';
+
+const SHOTS = join(ROOT, 'test-output', 'portal');
+const topic = randomName('portal');
+const redis = ownRedis();
+let p: TestPlatform;
+let door: string;
+let browser: Browser;
+let receiver: Receiver;
+let failing = true;
+let a: { id: string; key: string; consumerKey: string };
+let b: { id: string; key: string; consumerKey: string };
+let subId = '';
+const type = randomName('payment.sent');
+/** Every URL the browser requested, every console message and page error, across all contexts. */
+const requested: string[] = [];
+const consoleLines: string[] = [];
+const pageErrors: string[] = [];
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  await createTopic(topic, 1);
+  p = await startPlatform(['subscriptions', 'route', 'gateway', 'deliver', 'ingest'], {
+    PIONEER_REDIS_URL: redis.url,
+    ...routeEnv(topic),
+    PIONEER_INGEST_TOPIC: topic,
+    PIONEER_FRONT_DOOR_PORT: '0',
+    ...deliverEnv(),
+  });
+  door = p.host.frontDoor!.url;
+  a = await createTenant(door, p.adminKey, randomName('tenant-a'));
+  b = await createTenant(door, p.adminKey, randomName('tenant-b'));
+  receiver = await startReceiver(() => ({ status: failing ? 500 : 204 }));
+  browser = await chromium.launch({ executablePath: process.env['PIONEER_TEST_CHROMIUM'] ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
+});
+after(async () => {
+  await browser?.close();
+  await receiver?.close();
+  await p?.stop();
+  redis.stop();
+});
+
+async function newPage(viewport = { width: 1280, height: 900 }): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ viewport, ...(viewport.width < 500 ? { isMobile: true, hasTouch: true, deviceScaleFactor: 2 } : {}) });
+  context.on('request', (r) => requested.push(r.url()));
+  const page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  return { context, page };
+}
+
+async function signIn(page: Page, key: string): Promise<void> {
+  await page.goto(`${door}/portal`);
+  await page.fill('#api-key', key);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#who');
+}
+
+const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+
+async function ingest(key: string, events: Record<string, unknown>[]): Promise<void> {
+  const res = await api(door, key, 'POST', '/v1/events', JSON.stringify(events), { 'content-type': 'application/cloudevents-batch+json' });
+  assert.equal(res.status, 202, JSON.stringify(res.body));
+}
+const event = (data: Record<string, unknown>) => ({ specversion: '1.0', id: randomName('ev'), source: '/portal/test', type, datacontenttype: 'application/json', data, partitionkey: 'acct-1' });
+
+test('the platform serves the page and its modules itself, under a strict Content-Security-Policy', async () => {
+  const res = await fetch(`${door}/portal`);
+  assert.equal(res.status, 200);
+  const csp = res.headers.get('content-security-policy') ?? '';
+  assert.match(csp, /script-src 'self'(;|$)/);
+  assert.match(csp, /default-src 'none'/);
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|http/);
+  const page = await res.text();
+  assert.doesNotMatch(page, /<script(?![^>]*\bsrc=)[^>]*>/, 'an inline script');
+  assert.doesNotMatch(page, /https?:\/\//, 'an asset from elsewhere');
+  const vendor = await fetch(`${door}/portal/vendor/preact-htm.js`);
+  assert.equal(vendor.status, 200);
+  assert.match(vendor.headers.get('content-type') ?? '', /javascript/);
+  assert.equal((await fetch(`${door}/portal/../package.json`)).status, 404);
+  assert.equal((await fetch(`${door}/portal/nothing.js`)).status, 404);
+});
+
+test('the platform team signs in with the admin key, lists tenants and issues a consumer key', async () => {
+  const { context, page } = await newPage();
+  await signIn(page, p.adminKey);
+  const row = page.locator(`tr[data-id="${a.id}"]`);
+  await row.waitFor();
+  await row.locator('select').selectOption('consumer');
+  await row.locator('button.issue-key').click();
+  const issued = (await page.locator('#issued-key').textContent())!.trim();
+  const me = await api(door, issued, 'GET', '/v1/keys/current');
+  assert.equal(me.status, 200);
+  assert.deepEqual([me.body.role, me.body.tenant_id], ['consumer', a.id]);
+  await shot(page, 'admin-tenants');
+  await page.click('#sign-out');
+  await page.waitForSelector('#api-key');
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'the key stays in storage after signing out');
+  await context.close();
+});
+
+test("a tenant sees the API's messages next to a bad filter and a bad transform, then creates a subscription", async () => {
+  const { context, page } = await newPage();
+  await signIn(page, a.key);
+  await page.waitForSelector('#no-subscriptions');
+  await page.fill('#sub-name', 'big payments');
+  await page.fill('#sub-types', type);
+  await page.fill('#sub-filters', '[{"sql": "data.amount >"}]');
+  await page.fill('#sub-transform', '{ "amount": amount, "note": note ');
+  await page.fill('#sub-sink', receiver.url);
+  await page.click('.subscription-form button[type=submit]');
+  // what the page shows under each field is what the API answers for the same body
+  const direct = await api(door, a.key, 'POST', '/v1/subscriptions', { name: 'x', types: [type], filters: [{ sql: 'data.amount >' }] });
+  assert.equal(direct.status, 400);
+  const filterMessage = (direct.body.errors as { field: string; message: string }[]).find((e) => e.field.startsWith('filters'))!;
+  const filterError = page.locator('[data-field="filters"]');
+  await filterError.first().waitFor();
+  assert.ok((await filterError.allTextContents()).some((t) => t.includes(filterMessage.message)), `${await filterError.allTextContents()} vs ${filterMessage.message}`);
+  assert.equal(await page.getAttribute('#sub-filters', 'aria-invalid'), 'true');
+  await shot(page, 'tenant-bad-filter');
+
+  await page.fill('#sub-filters', '[{"sql": "data.amount > 100"}]');
+  await page.click('.subscription-form button[type=submit]');
+  const transformError = page.locator('[data-field="transform"]');
+  await transformError.first().waitFor();
+  assert.match((await transformError.first().textContent())!, /^transform: /);
+  assert.equal(await page.locator('[data-field="filters"]').count(), 0);
+
+  await page.fill('#sub-transform', '{ "amount": amount, "note": note }');
+  await page.click('.subscription-form button[type=submit]');
+  await page.waitForURL(/#\/subscriptions\/sub_/);
+  subId = decodeURIComponent(page.url().split('/').pop()!);
+  const sub = await api(door, a.key, 'GET', `/v1/subscriptions/${subId}`);
+  assert.equal(sub.status, 200);
+  assert.deepEqual([sub.body.name, sub.body.types, sub.body.filters, sub.body.sink], ['big payments', [type], [{ sql: 'data.amount > 100' }], receiver.url]);
+  await page.locator('h1', { hasText: 'big payments' }).waitFor();
+  await context.close();
+});
+
+test("events arrive in the live tail as text, a dead letter is replayed, the secret rotated", async () => {
+  const { context, page } = await newPage();
+  await signIn(page, a.key);
+  await page.goto(`${door}/portal#/subscriptions/${subId}`);
+  await page.click('#tail-start');
+  await page.waitForSelector('#tail-status[data-status="live"]');
+  await waitFor(async () => (await api(door, a.key, 'GET', `/v1/subscriptions/${subId}`)).status === 200); // the route's index
+  await new Promise((r) => setTimeout(r, 500)); // the route polls the tenant's subscriptions every 100 ms
+  const markup = '<img src=x id=pwned onerror=document.title=1>';
+  await ingest(a.key, [event({ amount: 5, note: 'small' }), event({ amount: 500, note: markup })]);
+  const item = page.locator('#tail-events li');
+  await item.first().waitFor({ timeout: 30_000 });
+  assert.equal(await item.count(), 1, 'the filtered-out event reached the tail');
+  const text = (await item.first().textContent())!;
+  assert.ok(text.includes(markup), text);
+  assert.ok(text.includes(type));
+  assert.equal(await page.locator('#pwned').count(), 0, 'event data became markup');
+  await shot(page, 'tenant-live-tail');
+
+  // the receiver answers 500 to every attempt: the event dies after the retry schedule, and shows as a dead letter
+  await page.locator('#dead-letters li').first().waitFor({ timeout: 30_000 });
+  assert.match((await page.locator('#dead-letters li').first().textContent())!, /500/);
+  assert.ok(await page.locator('.outcome-dead').count() >= 1);
+  await shot(page, 'tenant-dead-letter');
+  failing = false;
+  const before = receiver.received.length;
+  await page.click('#replay-dead-letters');
+  await page.locator('.note', { hasText: 'Queued 1 dead letters' }).waitFor();
+  await waitFor(() => receiver.received.slice(before).some((r) => JSON.parse(r.body).data.note === markup), { message: 'the replayed delivery' });
+  await page.waitForSelector('#no-dead-letters', { timeout: 15_000 });
+  await page.locator('.outcome-delivered').first().waitFor({ timeout: 15_000 });
+  assert.deepEqual((await api(door, a.key, 'GET', `/v1/subscriptions/${subId}/dead-letters`)).body.data, []);
+
+  const old = (await api(door, a.key, 'GET', `/v1/subscriptions/${subId}/endpoint/secret`)).body.secret;
+  await page.click('#rotate-secret');
+  await page.locator('.note', { hasText: 'Rotated' }).waitFor();
+  const shown = (await page.locator('#endpoint-secret').textContent())!.trim();
+  const now = (await api(door, a.key, 'GET', `/v1/subscriptions/${subId}/endpoint/secret`)).body.secret;
+  assert.equal(shown, now);
+  assert.notEqual(now, old);
+  await shot(page, 'tenant-endpoint');
+
+  await page.goto(`${door}/portal#/subscriptions`);
+  await page.locator('.chart svg text', { hasText: 'big payments' }).first().waitFor();
+  await shot(page, 'tenant-subscriptions');
+  await context.close();
+});
+
+test('a tenant edits a subscription (the API refuses a bad transform there too) and deletes one', async () => {
+  const other = await api(door, a.key, 'POST', '/v1/subscriptions', { name: 'to delete', types: ['x.y'] });
+  assert.equal(other.status, 201);
+  const { context, page } = await newPage();
+  await signIn(page, a.key);
+  await page.goto(`${door}/portal#/subscriptions/${subId}`);
+  await page.fill('#sub-name', 'large payments');
+  await page.fill('#sub-transform', '$nope(');
+  await page.click('.subscription-form button[type=submit]');
+  await page.locator('[data-field="transform"]').first().waitFor();
+  assert.equal((await api(door, a.key, 'GET', `/v1/subscriptions/${subId}`)).body.name, 'big payments', 'a refused edit changed something');
+  await page.fill('#sub-transform', '');
+  await page.click('.subscription-form button[type=submit]');
+  await page.locator('h1', { hasText: 'large payments' }).waitFor();
+  const edited = (await api(door, a.key, 'GET', `/v1/subscriptions/${subId}`)).body;
+  assert.equal(edited.name, 'large payments');
+  assert.equal(edited.transform, undefined);
+
+  await page.goto(`${door}/portal#/subscriptions/${other.body.id}`);
+  await page.click('#delete-subscription');
+  await page.click('#confirm-delete');
+  await page.waitForURL(/#\/subscriptions$/);
+  await page.locator(`tr[data-id="${subId}"]`).waitFor();
+  assert.equal(await page.locator(`tr[data-id="${other.body.id}"]`).count(), 0);
+  assert.equal((await api(door, a.key, 'GET', `/v1/subscriptions/${other.body.id}`)).status, 404);
+  await context.close();
+});
+
+test("tenant B's key sees none of A's data", async () => {
+  const { context, page } = await newPage();
+  await signIn(page, b.key);
+  await page.waitForSelector('#no-subscriptions');
+  assert.equal(await page.locator(`text=${subId}`).count(), 0);
+  assert.equal(await page.locator('text=large payments').count(), 0);
+  await page.goto(`${door}/portal#/subscriptions/${subId}`);
+  await page.waitForSelector('#not-found');
+  assert.equal(await page.locator('#tail-start').count(), 0);
+  assert.equal(await page.locator('#dead-letters, #endpoint-state').count(), 0);
+  await shot(page, 'tenant-b-isolated');
+  // and A's subscription is as it was
+  assert.equal((await api(door, a.key, 'GET', `/v1/subscriptions/${subId}`)).body.name, 'large payments');
+  await context.close();
+});
+
+test("the portal works at a phone's width, for a consumer key too", async () => {
+  const { context, page } = await newPage({ width: 390, height: 844 });
+  await signIn(page, a.consumerKey);
+  await page.locator(`tr[data-id="${subId}"]`).waitFor();
+  assert.equal(await page.locator('.subscription-form').count(), 0, 'a consumer key was offered a change');
+  const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.equal(await overflow(), 0, 'the list is wider than the phone');
+  await shot(page, 'phone-subscriptions');
+  await page.click(`tr[data-id="${subId}"] a`);
+  await page.click('#tail-start');
+  await page.waitForSelector('#tail-status[data-status="live"]');
+  await ingest(a.key, [event({ amount: 700, note: 'a long note '.repeat(30) })]);
+  await page.locator('#tail-events li').first().waitFor({ timeout: 30_000 });
+  await page.locator('#endpoint-state').waitFor();
+  assert.equal(await page.locator('#replay-dead-letters, #rotate-secret').count(), 0);
+  assert.equal(await overflow(), 0, 'the subscription page is wider than the phone');
+  await shot(page, 'phone-subscription');
+  await context.close();
+});
+
+test('no key in any URL the browser asked for, no CSP violation, no script error', () => {
+  assert.ok(requested.length > 20);
+  for (const key of [p.adminKey, a.key, a.consumerKey, b.key]) assert.deepEqual(requested.filter((u) => u.includes(key)), []);
+  assert.deepEqual(requested.filter((u) => !u.startsWith(door)), [], 'a request to another origin');
+  assert.deepEqual(consoleLines.filter((l) => /Content.Security.Policy|Trusted Type/i.test(l)), []);
+  assert.deepEqual(pageErrors, []);
+});
