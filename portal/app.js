@@ -364,8 +364,8 @@ function Endpoint({ session, sub }) {
     ${tenant && e
       ? html`<div class="row">
           ${e.state === 'enabled'
-            ? html`<button type="button" class="secondary" onClick=${act(() => call(session.key, 'POST', `${base}/endpoint/disable`))}>Disable</button>`
-            : html`<button type="button" onClick=${act(() => call(session.key, 'POST', `${base}/endpoint/enable`))}>Enable</button>`}
+            ? html`<button type="button" class="secondary" id="endpoint-disable" onClick=${act(() => call(session.key, 'POST', `${base}/endpoint/disable`))}>Disable</button>`
+            : html`<button type="button" id="endpoint-enable" onClick=${act(() => call(session.key, 'POST', `${base}/endpoint/enable`))}>Enable</button>`}
           <button type="button" class="secondary" onClick=${act(async () => setSecret((await call(session.key, 'GET', `${base}/endpoint/secret`)).secret))}>Show secret</button>
           <button type="button" class="secondary" id="rotate-secret" onClick=${act(async () => {
             const r = await call(session.key, 'POST', `${base}/endpoint/rotate-secret`);
@@ -465,12 +465,12 @@ function InsightsPage({ session }) {
     e.preventDefault();
     setError(null);
     setResult(null);
-    const now = new Date();
-    now.setUTCSeconds(0, 0);
-    const hours = q.range === 'day' ? 24 : 7 * 24;
-    const from = new Date(now.getTime() - hours * 3_600_000);
-    from.setUTCMinutes(0);
-    const params = new URLSearchParams({ from: from.toISOString(), granularity: 'hour' });
+    // whole hours (older figures are kept per hour): up to the end of this hour, back 24 hours or 7 days
+    const to = new Date();
+    to.setUTCMinutes(0, 0, 0);
+    to.setTime(to.getTime() + 3_600_000);
+    const from = new Date(to.getTime() - (q.range === 'day' ? 24 : 7 * 24) * 3_600_000);
+    const params = new URLSearchParams({ from: from.toISOString(), to: to.toISOString(), granularity: 'hour' });
     try {
       setResult(await call(session.key, 'GET', `/v1/insights/ads/${enc(q.campaign.trim())}/${enc(q.metric)}?${params}`));
     } catch (err) {
@@ -481,18 +481,18 @@ function InsightsPage({ session }) {
   return html`<section>
     <h1>Campaign insights</h1>
     <form class="row" onSubmit=${submit} method="post">
-      <input aria-label="Campaign id" placeholder="campaign id" value=${q.campaign} onInput=${set('campaign')} required />
-      <select aria-label="Metric" value=${q.metric} onChange=${set('metric')}>
+      <input id="campaign" aria-label="Campaign id" placeholder="campaign id" value=${q.campaign} onInput=${set('campaign')} required />
+      <select id="metric" aria-label="Metric" value=${q.metric} onChange=${set('metric')}>
         <option value="impressions">impressions</option><option value="clicks">clicks</option><option value="clickToBasket">click to basket</option>
       </select>
-      <select aria-label="Range" value=${q.range} onChange=${set('range')}>
+      <select id="range" aria-label="Range" value=${q.range} onChange=${set('range')}>
         <option value="day">last 24 hours</option><option value="week">last 7 days</option>
       </select>
       <button type="submit">Show</button>
     </form>
     <${Problem} error=${error} />
     ${result
-      ? html`<p><strong>${result.value}</strong> distinct customers${result.estimate ? ' (estimate)' : ''}, <strong>${result.events}</strong> events</p>
+      ? html`<p id="insights-figures"><strong>${result.value}</strong> distinct customers${result.estimate ? ' (estimate)' : ''}, <strong>${result.events}</strong> events</p>
           <${ColumnChart} title=${`${result.metric} per hour, distinct customers`} points=${result.series.map((p) => ({ label: new Date(p.start).toISOString().slice(5, 16).replace('T', ' '), value: p.value }))} />`
       : null}
   </section>`;

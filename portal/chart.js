@@ -30,17 +30,17 @@ export function BarChart({ title, items, unit = '', empty = 'Nothing to show yet
 export function ColumnChart({ title, points, unit = '' }) {
   if (!points.length) return html`<figure class="chart"><figcaption>${title}</figcaption><p class="muted">No points in this range.</p></figure>`;
   const max = Math.max(1, ...points.map((p) => p.value));
-  const w = 400 / points.length;
-  return html`<figure class="chart">
+  const w = 800 / points.length;
+  return html`<figure class="chart columns">
     <figcaption>${title} (max ${fmt(max)}${unit})</figcaption>
-    <svg viewBox="0 0 400 140" role="img" aria-label=${title} preserveAspectRatio="xMinYMin meet">
+    <svg viewBox="0 0 800 200" role="img" aria-label=${title} preserveAspectRatio="xMinYMin meet">
       ${points.map(
-        (p, i) => html`<rect key=${i} x=${i * w + 1} width=${Math.max(1, w - 2)} y=${120 - (p.value / max) * 110} height=${(p.value / max) * 110} class="chart-bar">
+        (p, i) => html`<rect key=${i} x=${i * w + 1} width=${Math.max(1, w - 2)} y=${175 - (p.value / max) * 165} height=${(p.value / max) * 165} class="chart-bar">
           <title>${p.label}: ${fmt(p.value)}${unit}</title>
         </rect>`,
       )}
-      <text x="0" y="136" class="chart-label">${points[0].label}</text>
-      <text x="400" y="136" text-anchor="end" class="chart-label">${points[points.length - 1].label}</text>
+      <text x="0" y="195" class="chart-label">${points[0].label}</text>
+      <text x="800" y="195" text-anchor="end" class="chart-label">${points[points.length - 1].label}</text>
     </svg>
   </figure>`;
 }

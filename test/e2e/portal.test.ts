@@ -1,10 +1,11 @@
 /**
  * The customer portal at /portal, driven in a real Chromium (Debian's `chromium`, through playwright-core): an
- * admin lists tenants and issues a key; a tenant signs in, sees the API's message next to a bad filter and a bad
- * transform, creates a subscription, sees its events arrive in the live tail (as text, never as markup), replays
- * a dead letter, rotates the endpoint's secret, edits and deletes; tenant B's key sees none of A's data; the page
- * works at a phone's width. Throughout: no key in any URL the browser asked for, no CSP violation, no script
- * error. Screenshots of what the browser saw go to test-output/portal/.
+ * admin lists tenants, creates one and issues a key; a tenant signs in, sees the API's message next to a bad
+ * filter and a bad transform, creates a subscription, sees its events arrive in the live tail (as text, never as
+ * markup), replays a dead letter, disables and enables the endpoint, rotates its secret, edits and deletes, sees
+ * a campaign's insights as a chart; tenant B's key sees none of A's data; the page works at a phone's width.
+ * Throughout: no key in any URL the browser asked for, no CSP violation, no script error. Screenshots of what
+ * the browser saw go to test-output/portal/.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,9 +35,11 @@ const pageErrors: string[] = [];
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   await createTopic(topic, 1);
-  p = await startPlatform(['subscriptions', 'route', 'gateway', 'deliver', 'ingest'], {
+  await createTopic(`${topic}.dlq`, 1);
+  p = await startPlatform(['subscriptions', 'route', 'gateway', 'deliver', 'ingest', 'insights'], {
     PIONEER_REDIS_URL: redis.url,
     ...routeEnv(topic),
+    PIONEER_INSIGHTS_GROUP: randomName('insights'),
     PIONEER_INGEST_TOPIC: topic,
     PIONEER_FRONT_DOOR_PORT: '0',
     ...deliverEnv(),
@@ -77,7 +80,11 @@ async function ingest(key: string, events: Record<string, unknown>[]): Promise<v
   const res = await api(door, key, 'POST', '/v1/events', JSON.stringify(events), { 'content-type': 'application/cloudevents-batch+json' });
   assert.equal(res.status, 202, JSON.stringify(res.body));
 }
-const event = (data: Record<string, unknown>) => ({ specversion: '1.0', id: randomName('ev'), source: '/portal/test', type, datacontenttype: 'application/json', data, partitionkey: 'acct-1' });
+const event = (data: Record<string, unknown>, eventType = type) => ({
+  specversion: '1.0', id: randomName('ev'), source: '/portal/test', type: eventType, time: new Date().toISOString(),
+  datacontenttype: 'application/json', data, partitionkey: 'acct-1',
+});
+const campaign = randomName('spring-sale');
 
 test('the platform serves the page and its modules itself, under a strict Content-Security-Policy', async () => {
   const res = await fetch(`${door}/portal`);
@@ -96,7 +103,7 @@ test('the platform serves the page and its modules itself, under a strict Conten
   assert.equal((await fetch(`${door}/portal/nothing.js`)).status, 404);
 });
 
-test('the platform team signs in with the admin key, lists tenants and issues a consumer key', async () => {
+test('the platform team signs in with the admin key, lists tenants, creates one and issues a consumer key', async () => {
   const { context, page } = await newPage();
   await signIn(page, p.adminKey);
   const row = page.locator(`tr[data-id="${a.id}"]`);
@@ -107,6 +114,14 @@ test('the platform team signs in with the admin key, lists tenants and issues a 
   const me = await api(door, issued, 'GET', '/v1/keys/current');
   assert.equal(me.status, 200);
   assert.deepEqual([me.body.role, me.body.tenant_id], ['consumer', a.id]);
+  // a new tenant from the form: its first key (role tenant) is shown once, and the list has it
+  const name = randomName('tenant-c');
+  await page.fill('#tenant-name', name);
+  await page.click('form.row button[type=submit]');
+  await page.locator('.issued', { hasText: name }).waitFor();
+  const first = await api(door, (await page.locator('#issued-key').textContent())!.trim(), 'GET', '/v1/keys/current');
+  assert.equal(first.body.role, 'tenant');
+  await page.locator('tr', { hasText: first.body.tenant_id }).waitFor();
   await shot(page, 'admin-tenants');
   await page.click('#sign-out');
   await page.waitForSelector('#api-key');
@@ -152,7 +167,7 @@ test("a tenant sees the API's messages next to a bad filter and a bad transform,
   await context.close();
 });
 
-test("events arrive in the live tail as text, a dead letter is replayed, the secret rotated", async () => {
+test("events arrive in the live tail as text, a dead letter is replayed, the endpoint disabled and enabled, the secret rotated", async () => {
   const { context, page } = await newPage();
   await signIn(page, a.key);
   await page.goto(`${door}/portal#/subscriptions/${subId}`);
@@ -184,6 +199,13 @@ test("events arrive in the live tail as text, a dead letter is replayed, the sec
   await page.waitForSelector('#no-dead-letters', { timeout: 15_000 });
   await page.locator('.outcome-delivered').first().waitFor({ timeout: 15_000 });
   assert.deepEqual((await api(door, a.key, 'GET', `/v1/subscriptions/${subId}/dead-letters`)).body.data, []);
+
+  await page.click('#endpoint-disable');
+  await page.locator('#endpoint-state', { hasText: 'disabled' }).waitFor();
+  assert.equal((await api(door, a.key, 'GET', `/v1/subscriptions/${subId}/endpoint`)).body.state, 'disabled');
+  await page.click('#endpoint-enable');
+  await page.locator('#endpoint-state', { hasText: 'enabled' }).waitFor();
+  assert.equal((await api(door, a.key, 'GET', `/v1/subscriptions/${subId}/endpoint`)).body.state, 'enabled');
 
   const old = (await api(door, a.key, 'GET', `/v1/subscriptions/${subId}/endpoint/secret`)).body.secret;
   await page.click('#rotate-secret');
@@ -228,6 +250,28 @@ test('a tenant edits a subscription (the API refuses a bad transform there too) 
   await context.close();
 });
 
+test("a campaign's insights show as a chart", async () => {
+  await ingest(a.key, ['ana', 'ben', 'cho', 'ana'].map((customerId) => event({ customerId, campaignId: campaign, adId: 'banner-1' }, 'com.acme.ad.click')));
+  await waitFor(async () => (await api(door, a.key, 'GET', `/v1/insights/ads/${campaign}/clicks`)).body?.events === 4, { timeout: 30_000, message: 'the insights function to count the clicks' });
+  const { context, page } = await newPage();
+  await signIn(page, a.key);
+  await page.click('a[href="#/insights"]');
+  await page.fill('#campaign', campaign);
+  await page.selectOption('#metric', 'clicks');
+  for (const range of ['week', 'day']) {
+    await page.selectOption('#range', range);
+    await page.click('form.row button[type=submit]');
+    await page.locator('#insights-figures', { hasText: '3 distinct customers, 4 events' }).waitFor();
+    // one column per hour, the three customers in the last ones (two, should the clicks straddle an hour)
+    const columns = page.locator('.chart svg rect');
+    assert.equal(await columns.count(), range === 'day' ? 24 : 168);
+    const values = (await page.locator('.chart svg rect title').allTextContents()).map((t) => Number(/: (\d+)$/.exec(t)![1]));
+    assert.ok(Math.max(...values) <= 3 && values.reduce((x, y) => x + y, 0) >= 3 && values.slice(0, -2).every((v) => v === 0), values.join(','));
+  }
+  await shot(page, 'tenant-insights');
+  await context.close();
+});
+
 test("tenant B's key sees none of A's data", async () => {
   const { context, page } = await newPage();
   await signIn(page, b.key);
@@ -239,6 +283,11 @@ test("tenant B's key sees none of A's data", async () => {
   assert.equal(await page.locator('#tail-start').count(), 0);
   assert.equal(await page.locator('#dead-letters, #endpoint-state').count(), 0);
   await shot(page, 'tenant-b-isolated');
+  await page.click('a[href="#/insights"]');
+  await page.fill('#campaign', campaign);
+  await page.click('form.row button[type=submit]');
+  await page.locator('.error', { hasText: /not found/i }).waitFor();
+  assert.equal(await page.locator('#insights-figures').count(), 0);
   // and A's subscription is as it was
   assert.equal((await api(door, a.key, 'GET', `/v1/subscriptions/${subId}`)).body.name, 'large payments');
   await context.close();
