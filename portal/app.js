@@ -163,9 +163,16 @@ function SubscriptionForm({ session, sub, onSaved }) {
     <label for=${`sub-${f}`}>${label}</label>
     ${input}
     ${hint ? html`<p class="hint">${hint}</p>` : null}
-    ${(errors[f] ?? []).map((m) => html`<p class="field-error" id=${`sub-${f}-error`} data-field=${f} role="alert">${m}</p>`)}
+    ${errors[f] ? html`<div id=${`sub-${f}-error`}>${errors[f].map((m) => html`<p class="field-error" data-field=${f} role="alert">${m}</p>`)}</div>` : null}
   </div>`;
-  const attrs = (f) => ({ id: `sub-${f}`, value: form[f], onInput: set(f), 'aria-invalid': errors[f] ? 'true' : 'false', spellcheck: false });
+  const attrs = (f) => ({
+    id: `sub-${f}`,
+    value: form[f],
+    onInput: set(f),
+    spellcheck: false,
+    'aria-invalid': errors[f] ? 'true' : 'false',
+    ...(errors[f] ? { 'aria-describedby': `sub-${f}-error` } : {}),
+  });
   return html`<form class="subscription-form" onSubmit=${submit} method="post">
     <h2>${sub ? 'Edit subscription' : 'New subscription'}</h2>
     ${field('name', 'Name', html`<input ...${attrs('name')} />`)}

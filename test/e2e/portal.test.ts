@@ -147,6 +147,9 @@ test("a tenant sees the API's messages next to a bad filter and a bad transform,
   await filterError.first().waitFor();
   assert.ok((await filterError.allTextContents()).some((t) => t.includes(filterMessage.message)), `${await filterError.allTextContents()} vs ${filterMessage.message}`);
   assert.equal(await page.getAttribute('#sub-filters', 'aria-invalid'), 'true');
+  assert.equal(await page.getAttribute('#sub-filters', 'aria-describedby'), 'sub-filters-error');
+  // the key is in this tab's session storage only: no cookie, nothing in local storage
+  assert.deepEqual(await page.evaluate(() => [localStorage.length, document.cookie, sessionStorage.length]), [0, '', 1]);
   await shot(page, 'tenant-bad-filter');
 
   await page.fill('#sub-filters', '[{"sql": "data.amount > 100"}]');
