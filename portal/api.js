@@ -49,7 +49,11 @@ export async function call(key, method, path, body) {
   } catch {
     json = null;
   }
-  if (!res.ok) throw new ApiError(res.status, json ?? { title: text.slice(0, 300) || res.statusText });
+  if (!res.ok) {
+    // a key revoked while signed in: the shell signs out
+    if (res.status === 401) dispatchEvent(new CustomEvent('pioneer:unauthorized'));
+    throw new ApiError(res.status, json ?? { title: text.slice(0, 300) || res.statusText });
+  }
   return json;
 }
 

@@ -42,8 +42,8 @@ const Problem = ({ error }) => (error ? html`<p class="error" role="alert">${err
 const time = (t) => (t ? new Date(t).toLocaleString() : '—');
 
 // ─── sign-in ───────────────────────────────────────────────────────────────────────────────────────────────────
-function SignIn({ onSignedIn }) {
-  const [error, setError] = useState(null);
+function SignIn({ onSignedIn, notice }) {
+  const [error, setError] = useState(notice ? new Error(notice) : null);
   const [busy, setBusy] = useState(false);
   const input = useRef(null);
   const submit = async (e) => {
@@ -566,13 +566,20 @@ function AdminPage({ session }) {
 // ─── shell ─────────────────────────────────────────────────────────────────────────────────────────────────────
 function App() {
   const [session, setSession] = useState(loadSession());
+  const [notice, setNotice] = useState(null);
   const route = useRoute();
-  if (!session) return html`<${SignIn} onSignedIn=${setSession} />`;
-  const signOut = () => {
+  const signOut = (why = null) => {
     clearSession();
     setSession(null);
+    setNotice(why);
     location.hash = '';
   };
+  useEffect(() => {
+    const on = () => loadSession() && signOut('This key is no longer valid (revoked?): sign in again.');
+    addEventListener('pioneer:unauthorized', on);
+    return () => removeEventListener('pioneer:unauthorized', on);
+  }, []);
+  if (!session) return html`<${SignIn} onSignedIn=${(s) => (setNotice(null), setSession(s))} notice=${notice} />`;
   const admin = session.role === 'admin';
   let page;
   if (admin) page = html`<${AdminPage} session=${session} />`;
@@ -588,7 +595,7 @@ function App() {
           : html`<a href="#/subscriptions">Subscriptions</a><a href="#/insights">Insights</a>`}
       </nav>
       <span class="who" id="who">${session.role}${session.tenantId ? ` · ${session.tenantId}` : ''}</span>
-      <button type="button" class="secondary" id="sign-out" onClick=${signOut}>Sign out</button>
+      <button type="button" class="secondary" id="sign-out" onClick=${() => signOut()}>Sign out</button>
     </header>
     ${page}
   </div>`;

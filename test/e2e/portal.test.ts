@@ -103,7 +103,7 @@ test('the platform serves the page and its modules itself, under a strict Conten
   assert.equal((await fetch(`${door}/portal/nothing.js`)).status, 404);
 });
 
-test('the platform team signs in with the admin key, lists tenants, creates one and issues a consumer key', async () => {
+test('the platform team signs in with the admin key, lists tenants, creates one and issues a consumer key; revoked, that key is signed out', async () => {
   const { context, page } = await newPage();
   await signIn(page, p.adminKey);
   const row = page.locator(`tr[data-id="${a.id}"]`);
@@ -126,6 +126,14 @@ test('the platform team signs in with the admin key, lists tenants, creates one 
   await page.click('#sign-out');
   await page.waitForSelector('#api-key');
   assert.equal(await page.evaluate(() => sessionStorage.length), 0, 'the key stays in storage after signing out');
+
+  // a key revoked while it is signed in: its next call signs it out, and the key leaves the tab
+  await signIn(page, issued);
+  assert.equal((await api(door, p.adminKey, 'DELETE', `/v1/keys/${me.body.id}`)).status, 204);
+  await page.reload();
+  await page.locator('.error', { hasText: 'no longer valid' }).waitFor();
+  await page.waitForSelector('#api-key');
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
   await context.close();
 });
 
