@@ -5,6 +5,7 @@ import { BarChart, ColumnChart } from '/portal/chart.js';
 
 const enc = encodeURIComponent;
 const TAIL_MAX = 200;
+const DEAD_LETTERS_MAX = 800; // the API answers at most 1000 a page
 
 function useRoute() {
   const [hash, setHash] = useState(location.hash);
@@ -210,10 +211,11 @@ function StatsCharts({ session, subs }) {
   const label = (r) => r.name || r.id;
   const lagOf = (r) => {
     if (!(r.id in lags)) return null;
+    // from the first event not delivered yet (at least the oldest the buffer holds) to the newest
     const newest = cursorMs(r.newest_cursor);
-    const done = cursorMs(lags[r.id]);
     if (newest === null) return 0;
-    return Math.max(0, (newest - (done ?? 0)) / 1000);
+    const from = Math.max(cursorMs(lags[r.id]) ?? 0, cursorMs(r.oldest_cursor) ?? 0);
+    return cursorMs(lags[r.id]) >= newest ? 0 : Math.max(0, (newest - from) / 1000);
   };
   return html`<div class="charts">
     <${BarChart} title="Events in each buffer" items=${rows.map((r) => ({ label: label(r), value: r.buffered }))} />
@@ -338,7 +340,8 @@ function Endpoint({ session, sub }) {
   const base = `/v1/subscriptions/${enc(sub.id)}`;
   const ep = useApi(session.key, `${base}/endpoint`, 3000);
   const attempts = useApi(session.key, `${base}/deliveries?limit=20`, 3000);
-  const dead = useApi(session.key, `${base}/dead-letters?limit=50`, 3000);
+  const [deadLimit, setDeadLimit] = useState(50);
+  const dead = useApi(session.key, `${base}/dead-letters?limit=${deadLimit}`, 3000);
   const [secret, setSecret] = useState(null);
   const [note, setNote] = useState(null);
   const [error, setError] = useState(null);
@@ -411,6 +414,11 @@ function Endpoint({ session, sub }) {
           </li>`,
         )}</ol>`
       : html`<p class="muted" id="no-dead-letters">No dead letters.</p>`}
+    ${dead.data?.has_more
+      ? deadLimit < DEAD_LETTERS_MAX
+        ? html`<button type="button" class="secondary" id="more-dead-letters" onClick=${() => setDeadLimit(Math.min(DEAD_LETTERS_MAX, deadLimit * 4))}>Show more</button>`
+        : html`<p class="muted">The first ${DEAD_LETTERS_MAX} are shown; the API pages through the rest (<code>after</code>).</p>`
+      : null}
     ${tenant && dead.data?.data?.length
       ? html`<button type="button" id="replay-dead-letters" onClick=${act(async () => {
           const r = await call(session.key, 'POST', `${base}/dead-letters/replay`);

@@ -227,8 +227,12 @@ test("events arrive in the live tail as text, a dead letter is replayed, the end
   assert.notEqual(now, old);
   await shot(page, 'tenant-endpoint');
 
+  // the charts: one event in the buffer (the small payment was filtered out), and no lag once it is delivered
   await page.goto(`${door}/portal#/subscriptions`);
-  await page.locator('.chart svg text', { hasText: 'big payments' }).first().waitFor();
+  const buffers = page.locator('.chart', { hasText: 'Events in each buffer' });
+  await buffers.locator('svg text', { hasText: 'big payments' }).waitFor();
+  assert.equal(await buffers.locator('.chart-value').textContent(), '1');
+  await page.locator('.chart', { hasText: 'lag' }).locator('.chart-value', { hasText: /^0 s$/ }).waitFor({ timeout: 15_000 });
   await shot(page, 'tenant-subscriptions');
   await context.close();
 });
