@@ -10,6 +10,11 @@
  * `run` then continues live after end_cursor: every event the platform appended after the export has a greater
  * cursor, so nothing is missed and nothing is handed over twice. A seed interrupted by a crash can be run
  * again: the handler's `recover` (FileSink) reports what it already wrote and those events are skipped.
+ *
+ * A snapshot export (`kind: "snapshot"`: the newest event per key, cut at the stream's head) numbers its lines
+ * 0-1, 0-2, …, cursors before every stream entry, and its end_cursor is the stream position it was cut at. It
+ * seeds a new consumer only: a checkpoint already inside the stream (behind end_cursor) is refused, since the
+ * snapshot's older state would land after newer events.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -36,6 +41,8 @@ export interface ExportManifest {
   sha256: string;
   start_after: string;
   end_cursor: string;
+  /** "interval" (absent in older manifests) or "snapshot" */
+  kind?: 'interval' | 'snapshot';
   source_positions?: Record<string, string> | null;
   [field: string]: unknown;
 }
@@ -121,6 +128,7 @@ function checkManifest(m: unknown, from: string): ExportManifest {
   if (typeof r['sha256'] !== 'string' || !/^[0-9a-f]{64}$/.test(r['sha256'])) throw bad('sha256');
   if (!isCursor(r['end_cursor'])) throw bad('end_cursor');
   if (!isCursor(r['start_after'])) throw bad('start_after');
+  if (r['kind'] !== undefined && r['kind'] !== 'interval' && r['kind'] !== 'snapshot') throw bad('kind');
   return r as ExportManifest;
 }
 
@@ -169,6 +177,7 @@ export async function verifyExport(
   onProgress?: (read: number, cursor: string) => void,
 ): Promise<{ count: number; lastCursor: string | null }> {
   const hash = createHash('sha256');
+  const snapshot = manifest.kind === 'snapshot';
   let bytes = 0;
   let count = 0;
   let last: string | null = null;
@@ -177,8 +186,12 @@ export async function verifyExport(
       hash.update(c);
       bytes += c.length;
     })) {
-      if (compareCursors(line.cursor, last ?? manifest.start_after) <= 0)
-        throw invalid(`${file}: cursor ${line.cursor} (event ${count + 1}) is not after the one before it; the file is not an export in stream order`);
+      if (snapshot ? line.cursor !== `0-${count + 1}` : compareCursors(line.cursor, last ?? manifest.start_after) <= 0)
+        throw invalid(
+          snapshot
+            ? `${file}: cursor ${line.cursor} (event ${count + 1}) is not 0-${count + 1}; a snapshot numbers its events 0-1, 0-2, …`
+            : `${file}: cursor ${line.cursor} (event ${count + 1}) is not after the one before it; the file is not an export in stream order`,
+        );
       last = line.cursor;
       count++;
       if (onProgress && count % PROGRESS_EVERY === 0) onProgress(count, last);
@@ -191,7 +204,9 @@ export async function verifyExport(
   if (manifest.bytes !== undefined && manifest.bytes !== bytes) throw invalid(`${file} has ${bytes} bytes, the manifest says ${manifest.bytes}: the download is incomplete or another file`);
   if (sha !== manifest.sha256) throw invalid(`${file}: sha256 ${sha} does not match the manifest's ${manifest.sha256}: the file is damaged or another export's`);
   if (count !== manifest.count) throw invalid(`${file} holds ${count} events, the manifest says ${manifest.count}`);
-  if (last !== null && last !== manifest.end_cursor) throw invalid(`${file} ends at ${last}, the manifest's end_cursor is ${manifest.end_cursor}`);
+  // a snapshot's lines come before its end_cursor (the stream position it was cut at); an interval's last line is it
+  if (last !== null && (snapshot ? compareCursors(last, manifest.end_cursor) > 0 : last !== manifest.end_cursor))
+    throw invalid(`${file} ends at ${last}, the manifest's end_cursor is ${manifest.end_cursor}`);
   return { count, lastCursor: last };
 }
 
@@ -218,6 +233,12 @@ export async function seedFromExport(opts: SeedOptions): Promise<SeedResult> {
       'seed_conflict',
       `the checkpoint ${store.path} is at ${existing.cursor}, ahead of the export's end ${manifest.end_cursor}: this consumer already has every event ` +
         `of the export; seeding would move it backwards. Use an empty directory to seed a new consumer.`,
+    );
+  if (manifest.kind === 'snapshot' && existing && existing.cursor !== null && compareCursors(existing.cursor, manifest.end_cursor) < 0)
+    throw new ConsumerError(
+      'seed_conflict',
+      `the checkpoint ${store.path} is at ${existing.cursor}: this consumer holds events of the stream already, and a snapshot (the newest ` +
+        `event per key at ${manifest.end_cursor}) would put older state after them. Seed a snapshot into an empty directory.`,
     );
   if (existing && existing.cursor !== null && compareCursors(existing.cursor, manifest.start_after) < 0)
     throw new ConsumerError(

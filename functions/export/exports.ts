@@ -11,7 +11,9 @@
  * `end_cursor`). Files go to PIONEER_EXPORT_DIR/<tenant>/<exp>.ndjson.gz (written to a temp name, fsync'd,
  * renamed) with <exp>.manifest.json beside it; several instances need that directory on a shared volume.
  * A writer holds a lease (platform/jobs/records.ts, where the export's record is kept too); if its instance dies
- * the export reads as failed.
+ * the export reads as failed (and the temp file it left is removed when that is first reported).
+ * A snapshot (`kind: snapshot`, the newest event per key) is the same record, file and manifest, written by
+ * snapshots.ts; this module serves both.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -29,9 +31,13 @@ import type { TieredStreams } from '../../platform/tiers/cold-reader.ts';
 import type { Subscription } from '../../platform/store/subscriptions.ts';
 import type { Logger } from '../../platform/telemetry/logger.ts';
 
+export type ExportKind = 'interval' | 'snapshot';
+
 export interface ExportManifest {
   export_id: string;
   subscription_id: string;
+  /** an interval of the stream, or a snapshot of the newest event per key (snapshots.ts) */
+  kind: ExportKind;
   format: 'ndjson+gzip';
   file: string;
   count: number;
@@ -46,13 +52,39 @@ export interface ExportManifest {
   /** per "<topic>/<partition>" the last source offset included; null when the export ends before the stream's head */
   source_positions: Record<string, string> | null;
   created_at: string;
+  /** a snapshot's state topic; null when it read the source topics' newest events of the snapshot types */
+  state_topic?: string | null;
+  /** a snapshot's types when it read the source topics (PIONEER_SNAPSHOT_TYPES); null with a state topic */
+  snapshot_types?: string[] | null;
+  /** the subscription's newest stream entry at a snapshot's cut (null: none): end_cursor is at or after it */
+  stream_head?: string | null;
+  /** a snapshot's keys left out because the subscription's transform failed on their newest event */
+  set_aside?: number;
+}
+
+/** How far a snapshot is (its record's `progress`, saved as it reads). */
+export interface SnapshotProgress {
+  /** "settling" (waiting until every route instance matches with the subscription as it is), "reading", "writing" */
+  phase: 'settling' | 'reading' | 'writing';
+  partitions: number;
+  partitions_done: number;
+  /** source records up to the cut (an upper bound: compaction and retention may have removed some) */
+  records: number;
+  records_read: number;
+  /** events written to the file so far (one per key) */
+  written: number;
 }
 
 export interface ExportRecord {
   id: string;
   subscription_id: string;
+  kind: ExportKind;
   status: 'running' | 'completed' | 'failed';
   interval: { from: string | null; to: string | null };
+  /** a snapshot's state topic (null: the source topics) */
+  state_topic?: string | null;
+  /** a snapshot's progress; null once it ended and for an interval */
+  progress?: SnapshotProgress | null;
   created_at: string;
   completed_at: string | null;
   manifest: ExportManifest | null;
@@ -69,11 +101,47 @@ export interface ExporterOptions {
   recordTtlMs: number;
 }
 
+/** The file of a tenant's export, and its manifest beside it. */
+export function exportPaths(dir: string, tenantId: string, id: string): { dir: string; file: string; manifest: string } {
+  return { dir: join(dir, tenantId), file: join(dir, tenantId, `${id}.ndjson.gz`), manifest: join(dir, tenantId, `${id}.manifest.json`) };
+}
+
+/**
+ * Writes `lines` gzipped to `path` (a temp name, fsync'd, renamed: the file appears whole or not at all) and
+ * answers its size and SHA-256; the temp file is removed when it fails.
+ */
+export async function writeExportFile(path: string, lines: AsyncIterable<string>): Promise<{ bytes: number; sha256: string }> {
+  const tmp = `${path}.tmp`;
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  try {
+    await pipeline(Readable.from(lines), createGzip(), tap, createWriteStream(tmp, { mode: 0o640 }));
+    const fh = await open(tmp, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
+
 export function createExporter(opts: ExporterOptions) {
   const { redis, tiered, log, dir, pageSize, leaseMs, recordTtlMs } = opts;
   const running = new Map<string, Promise<void>>();
 
-  const fileOf = (tenantId: string, id: string) => join(dir, tenantId, `${id}.ndjson.gz`);
+  const fileOf = (tenantId: string, id: string) => exportPaths(dir, tenantId, id).file;
   const save = (tenantId: string, r: ExportRecord) => saveExport(redis, { tenantId, record: r, ttlMs: recordTtlMs });
   const lease = (tenantId: string, exportId: string) => exportLease(redis, { tenantId, exportId });
 
@@ -105,7 +173,7 @@ export function createExporter(opts: ExporterOptions) {
 
     const id = newId('exp');
     const record: ExportRecord = {
-      id, subscription_id: sub.id, status: 'running',
+      id, subscription_id: sub.id, kind: 'interval', status: 'running',
       interval: { from: fromMs === null ? null : new Date(fromMs).toISOString(), to: toMs === null ? null : new Date(toMs).toISOString() },
       created_at: new Date().toISOString(), completed_at: null, manifest: null, error: null,
     };
@@ -125,7 +193,6 @@ export function createExporter(opts: ExporterOptions) {
     const renew = setInterval(() => void held.renew({ owner, ttlMs: leaseMs }).catch(() => {}), Math.max(100, Math.floor(leaseMs / 3)));
     renew.unref();
     const path = fileOf(t, record.id);
-    const tmp = `${path}.tmp`;
     try {
       await mkdir(join(dir, t), { recursive: true });
       let count = 0;
@@ -156,26 +223,10 @@ export function createExporter(opts: ExporterOptions) {
           await reader.close();
         }
       }
-      const hash = createHash('sha256');
-      let bytes = 0;
-      const tap = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          hash.update(chunk);
-          bytes += chunk.length;
-          cb(null, chunk);
-        },
-      });
-      await pipeline(Readable.from(lines()), createGzip(), tap, createWriteStream(tmp, { mode: 0o640 }));
-      const fh = await open(tmp, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, path);
+      const { bytes, sha256 } = await writeExportFile(path, lines());
       const manifest: ExportManifest = {
-        export_id: record.id, subscription_id: sub.id, format: 'ndjson+gzip', file: `${record.id}.ndjson.gz`,
-        count, bytes, sha256: hash.digest('hex'), interval: record.interval, start_after: startAfter, first_cursor: first, end_cursor: last,
+        export_id: record.id, subscription_id: sub.id, kind: 'interval', format: 'ndjson+gzip', file: `${record.id}.ndjson.gz`,
+        count, bytes, sha256, interval: record.interval, start_after: startAfter, first_cursor: first, end_cursor: last,
         source_positions: sourcePositions, created_at: record.created_at,
       };
       await writeFile(join(dir, t, `${record.id}.manifest.json`), JSON.stringify(manifest, null, 2) + '\n');
@@ -185,7 +236,6 @@ export function createExporter(opts: ExporterOptions) {
     } catch (err) {
       record.status = 'failed';
       record.error = (err as Error).message;
-      await unlink(tmp).catch(() => {});
       elog.error({ err }, 'export failed');
     } finally {
       clearInterval(renew);
@@ -202,7 +252,9 @@ export function createExporter(opts: ExporterOptions) {
     if (r.status === 'running' && writer === null && !running.has(id)) {
       const again = (await readExport<ExportRecord>(redis, { tenantId, exportId: id })) ?? r;
       if (again.status !== 'running') return again;
-      return { ...again, status: 'failed', error: 'interrupted: the instance writing it stopped; start a new export' };
+      // what the writer left half-written goes (the directory is shared by every instance)
+      await unlink(`${fileOf(tenantId, id)}.tmp`).catch(() => {});
+      return { ...again, status: 'failed', progress: null, error: 'interrupted: the instance writing it stopped; start a new export' };
     }
     return r;
   }
@@ -229,6 +281,10 @@ export function createExporter(opts: ExporterOptions) {
     start,
     get,
     file,
+    /** Counts a job this instance runs (a snapshot) as running until it settles: `get` reads it so. */
+    track(id: string, job: Promise<void>): void {
+      running.set(id, job.finally(() => running.delete(id)));
+    },
     async close(): Promise<void> {
       await Promise.allSettled([...running.values()]);
     },

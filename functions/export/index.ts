@@ -1,11 +1,12 @@
 /**
  * The export function: seeding and recovery for a subscription.
- *   POST /v1/exports, GET /v1/exports/{id}, GET /v1/exports/{id}/file   an interval of the buffered stream as a
+ *   POST /v1/exports, GET /v1/exports/{id}, GET /v1/exports/{id}/file   an interval of the buffered stream, or a
+ *                                                                         snapshot of the newest event per key, as a
  *                                                                         gzipped NDJSON file with a manifest
  *   POST /v1/subscriptions/{id}/replay, GET /v1/subscriptions/{id}/replays/{replayId}
  *                                                                         a past interval re-derived from Kafka
  * Both run asynchronously in the instance that accepted them (202 with a resource to poll); their state is in
- * Redis. See exports.ts and replays.ts; docs/exports.md for users.
+ * Redis. See exports.ts, snapshots.ts and replays.ts; docs/exports.md for users.
  */
 import { Readable } from 'node:stream';
 import { z } from 'zod';
@@ -25,6 +26,7 @@ import { isId } from '../../platform/ids.ts';
 import { counter } from '../../platform/telemetry/metrics.ts';
 import { createExporter } from './exports.ts';
 import { createReplayer } from './replays.ts';
+import { createSnapshotter } from './snapshots.ts';
 import { tieredStreamsFor } from '../../platform/tiers/cold-reader.ts';
 
 const config = commonSchema.extend({
@@ -39,12 +41,34 @@ const config = commonSchema.extend({
   PIONEER_EXPORT_PAGE: env.int(1, 100_000).default(1000),
   /** lease of a running export or replay: renewed every third of it; a dead instance's work reads as failed after it */
   PIONEER_EXPORT_LEASE_MS: env.int(1000, 600_000).default(30_000),
+  /** a snapshot without `state_topic` keeps per key the newest event of these types from the source topics */
+  PIONEER_SNAPSHOT_TYPES: env.list().default(['balance.snapshot']),
+  /** a snapshot starts once its subscription is unchanged this long: every route instance matches with it by then */
+  PIONEER_SNAPSHOT_SETTLE_MS: env.int(0, 600_000).default(5000),
+  /** memory the newest events of one partition's keys may take while a snapshot reads it; more fails the snapshot */
+  PIONEER_SNAPSHOT_MEMORY_MB: env.int(1, 65_536).default(256),
+  /** snapshots one instance writes at once (each reads whole topics with a Kafka consumer of its own) */
+  PIONEER_SNAPSHOTS_MAX: env.int(1, 100).default(2),
 }).refine(...requireRedis);
 export type ExportConfig = z.infer<typeof config>;
 
 const time = z.iso.datetime({ offset: true, error: 'must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z' });
 const replayBody = z.strictObject({ since: time, until: time.optional() });
-const exportBody = z.strictObject({ subscription_id: z.string().min(1), from: time.optional(), to: time.optional() });
+const exportBody = z
+  .strictObject({
+    subscription_id: z.string().min(1).max(64),
+    kind: z.enum(['interval', 'snapshot']).default('interval'),
+    from: time.optional(),
+    to: time.optional(),
+    /** a snapshot's compacted state topic (one of the source topics) */
+    state_topic: z.string().min(1).max(249).optional(),
+  })
+  .superRefine((b, ctx) => {
+    if (b.kind === 'snapshot') {
+      for (const field of ['from', 'to'] as const)
+        if (b[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'is not taken by a snapshot (the newest event per key, cut at the stream\'s head)' });
+    } else if (b.state_topic !== undefined) ctx.addIssue({ code: 'custom', path: ['state_topic'], message: 'is taken by kind "snapshot" only' });
+  });
 
 export default defineFunction({
   name: 'export',
@@ -64,6 +88,12 @@ export default defineFunction({
     const replayer = createReplayer({
       redis, kafka, log: log.child({ component: 'replays' }), topics: cfg.PIONEER_SOURCE_TOPICS,
       decoding: decodingOf(cfg), limits: bufferLimitsOf(cfg), leaseMs: cfg.PIONEER_EXPORT_LEASE_MS, recordTtlMs,
+    });
+    const snapshots = createSnapshotter({
+      redis, kafka, log: log.child({ component: 'snapshots' }), exporter, dir: cfg.PIONEER_EXPORT_DIR, topics: cfg.PIONEER_SOURCE_TOPICS,
+      decoding: decodingOf(cfg), snapshotTypes: cfg.PIONEER_SNAPSHOT_TYPES, settleMs: cfg.PIONEER_SNAPSHOT_SETTLE_MS,
+      memoryBytes: cfg.PIONEER_SNAPSHOT_MEMORY_MB * 1024 * 1024, maxRunning: cfg.PIONEER_SNAPSHOTS_MAX, leaseMs: cfg.PIONEER_EXPORT_LEASE_MS, recordTtlMs,
+      loadSubscription: (tenantId, subId) => findSubscription(subs, tenantId, subId),
     });
     const started = counter(metrics, 'pioneer_export_jobs_started_total', 'Exports and replays started', ['kind']);
 
@@ -117,6 +147,11 @@ export default defineFunction({
       const t = c.var.tenant;
       const body = parseOrThrow(exportBody, await readJson(c));
       const sub = await subscriptionIn(t, body.subscription_id, 'subscription_id');
+      if (body.kind === 'snapshot') {
+        const record = await snapshots.start(sub, body.state_topic ?? null);
+        started.inc({ kind: 'snapshot' });
+        return c.json(record, 202, { location: `/v1/exports/${record.id}` });
+      }
       const now = Date.now();
       const fromMs = body.from === undefined ? null : Date.parse(body.from);
       const toMs = body.to === undefined ? null : Date.parse(body.to);
@@ -156,6 +191,7 @@ export default defineFunction({
       async close() {
         await probe.close();
         await replayer.close();
+        await snapshots.close();
         await exporter.close();
         await tiered.close();
         await redis.quit().catch(() => redis.disconnect());

@@ -12,6 +12,8 @@
  *                                           platform/routing/route-core.ts), so a retried batch appends once
  *   {t:T}:replay:<sub>:active        string the id of the replay running on the subscription: one at a time; a
  *                                           single-holder lease that expires unless the instance running it renews it
+ *   {t:T}:snapshot:<sub>:active      string the id of the snapshot export running on the subscription (it reads
+ *                                           whole source topics: one at a time); a single-holder lease, as above
  * A record is written whole (SET with PX) by the instance running its job; readers tell an interrupted job by its
  * lease: a `running` record whose lease is gone was left by an instance that died.
  */
@@ -62,6 +64,11 @@ export function readExport<R extends JobRecord>(redis: PioneerRedis, { tenantId,
 /** The lease of the instance writing the export; its owner is the export id. */
 export function exportLease(redis: PioneerRedis, { tenantId, exportId }: { tenantId: string; exportId: string }): JobLease {
   return leaseOn(redis, exportKeys.exportLease(tenantId, exportId));
+}
+
+/** The lease of the snapshot export running on the subscription (one at a time); its owner is the export id. */
+export function activeSnapshotLease(redis: PioneerRedis, { tenantId, subId }: { tenantId: string; subId: string }): JobLease {
+  return leaseOn(redis, exportKeys.activeSnapshot(tenantId, subId));
 }
 
 // ─── replays ──────────────────────────────────────────────────────────────────────────────────────────────

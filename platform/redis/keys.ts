@@ -87,6 +87,8 @@ export const ingestKeys = {
  *                                           (append-events-n.lua: a retried batch appends once)
  *   {t:T}:replay:<sub>:active        string the id of the replay running on the subscription: one at a time; a
  *                                           lease that expires unless the instance running it renews it
+ *   {t:T}:snapshot:<sub>:active      string the id of the snapshot export running on the subscription: one at a
+ *                                           time; a lease that expires unless the instance writing it renews it
  */
 export const exportKeys = {
   export: (tenantId: string, exportId: string) => `{t:${tenantId}}:export:${exportId}`,
@@ -94,6 +96,7 @@ export const exportKeys = {
   replay: (tenantId: string, subId: string, replayId: string) => `{t:${tenantId}}:replay:${subId}:${replayId}`,
   replayProgress: (tenantId: string, subId: string, replayId: string) => `{t:${tenantId}}:replay:${subId}:${replayId}:pos`,
   activeReplay: (tenantId: string, subId: string) => `{t:${tenantId}}:replay:${subId}:active`,
+  activeSnapshot: (tenantId: string, subId: string) => `{t:${tenantId}}:snapshot:${subId}:active`,
 };
 
 /*

@@ -11,7 +11,8 @@
  *   exception: finish-attempt-5.lua records a "delivered" outcome even after the lease lapsed, since the
  *   endpoint has the event whoever holds the lease now.
  *   Keys: {t:T}:ep:<sub>:lease (deliver's endpoints), {t:T}:export:<exp>:lease (an export being written),
- *   {t:T}:replay:<sub>:active (the replay running on a subscription).
+ *   {t:T}:replay:<sub>:active (the replay running on a subscription), {t:T}:snapshot:<sub>:active (the snapshot
+ *   export running on a subscription).
  * - A counted lease set: a zset, lease id -> expiry (ms, the Redis server's clock), of at most `max` leases, each
  *   expiring on its own. take-slot-1.lua prunes expired leases, counts the rest and adds the new one in one step,
  *   so concurrent takers on any number of instances never hold more than `max`; renew-slot-1.lua extends a lease

@@ -18,3 +18,10 @@ export function readRoutePosition(redis: PioneerRedis, { topic, partition }: { t
 export async function writeRoutePosition(redis: PioneerRedis, { topic, partition, next }: { topic: string; partition: number; next: string }): Promise<void> {
   await redis.hset(keys.routePositions(), positionField(topic, partition), next);
 }
+
+/** Per "<topic>/<partition>" of `fields`, the next offset the route must process, or null when Redis has none. */
+export async function readRoutePositions(redis: PioneerRedis, fields: readonly string[]): Promise<Map<string, string | null>> {
+  if (fields.length === 0) return new Map();
+  const values = await redis.hmget(keys.routePositions(), ...fields);
+  return new Map(fields.map((f, i) => [f, values[i] ?? null]));
+}

@@ -166,6 +166,42 @@ export interface DerivedEvent {
   json: string;
 }
 
+/** A source record that one tenant's subscription matches: the record, its event, and the match. */
+export interface MatchedRecord {
+  item: InboundEvent;
+  event: CloudEventJson;
+  match: IndexedSubscription;
+}
+
+/**
+ * Decodes one source record and matches it against `matcher` for `tenantId` as route() does: the match of the
+ * (first) subscription it is appended to, or null when route() would append nothing for that tenant (it does not
+ * decode, it is another tenant's, it does not match, or the filters could not judge it within the budget).
+ * Synchronous: a reader holding one record at a time (a snapshot) decides with it whether to keep the record.
+ */
+export function matchRecord(item: InboundEvent, input: { topic: string; decoding: SourceDecoding; matcher: SubscriptionMatcher; tenantId: string }): MatchedRecord | null {
+  let event: CloudEventJson;
+  try {
+    event = sourceEventOf(item, input.topic, input.decoding);
+  } catch (err) {
+    if (err instanceof MalformedRecordError) return null;
+    throw err;
+  }
+  if (event.tenantid !== input.tenantId) return null;
+  const [match] = input.matcher.match(input.tenantId, event);
+  return match ? { item, event, match } : null;
+}
+
+/**
+ * The text route() appends for a matched record: the stored text, or what the subscription's transform makes of
+ * the event; null when the transform fails on it (route() sets such an event aside, never appends it).
+ */
+export async function appendedText({ item, event, match }: MatchedRecord, replay?: string): Promise<string | null> {
+  if (!match.transform) return storedText(event, item.json ?? JSON.stringify(event), replay);
+  const shaped = await transformed(event, match.transform, replay);
+  return 'json' in shaped ? shaped.json : null;
+}
+
 /**
  * The events one subscription gets from `records` (one partition's, in offset order), decoded, matched and
  * stored as route() does, without appending them: the cold tier derives runs of a subscription's entries again
@@ -180,13 +216,9 @@ export async function deriveEvents(
     if (event.tenantid !== input.tenantId) continue;
     const [match] = input.matcher.match(input.tenantId, event);
     if (!match) continue;
-    if (!match.transform) {
-      out.push({ offset: item.position?.offset ?? '', type: event.type, json: storedText(event, item.json ?? JSON.stringify(event), input.replay) });
-      continue;
-    }
     // as route() stores it; an event its transform fails on again was set aside then, not appended
-    const shaped = await transformed(event, match.transform, input.replay);
-    if ('json' in shaped) out.push({ offset: item.position?.offset ?? '', type: event.type, json: shaped.json });
+    const json = await appendedText({ item, event, match }, input.replay);
+    if (json !== null) out.push({ offset: item.position?.offset ?? '', type: event.type, json });
   }
   return out;
 }
