@@ -311,7 +311,11 @@ function LiveTail({ session, id }) {
     } catch (err) {
       if (!ac.signal.aborted) setError(err);
     }
-    if (ctl.current === ac || ac.signal.aborted) setStatus('stopped');
+    // a tail that another start replaced leaves the status to that one
+    if (ctl.current === ac) {
+      ctl.current = null;
+      setStatus('stopped');
+    }
   };
   useEffect(() => () => ctl.current?.abort(), [id]);
   const running = status !== 'stopped';
@@ -319,9 +323,9 @@ function LiveTail({ session, id }) {
     <h2>Live tail</h2>
     <div class="row">
       ${running
-        ? html`<button type="button" onClick=${stop}>Stop</button>`
+        ? html`<button type="button" id="tail-stop" onClick=${stop}>Stop</button>`
         : html`<button type="button" id="tail-start" onClick=${() => start(false)}>Tail from now</button>
-            <button type="button" class="secondary" onClick=${() => start(true)}>From the oldest buffered event</button>`}
+            <button type="button" class="secondary" id="tail-oldest" onClick=${() => start(true)}>From the oldest buffered event</button>`}
       <span class="status" id="tail-status" data-status=${status}>${status}</span>
     </div>
     <${Problem} error=${error} />

@@ -184,8 +184,7 @@ test("events arrive in the live tail as text, a dead letter is replayed, the end
   await page.goto(`${door}/portal#/subscriptions/${subId}`);
   await page.click('#tail-start');
   await page.waitForSelector('#tail-status[data-status="live"]');
-  await waitFor(async () => (await api(door, a.key, 'GET', `/v1/subscriptions/${subId}`)).status === 200); // the route's index
-  await new Promise((r) => setTimeout(r, 500)); // the route polls the tenant's subscriptions every 100 ms
+  // the route has known the subscription for seconds by now (it reads the tenant's subscriptions every 100 ms)
   const markup = '<img src=x id=pwned onerror=document.title=1>';
   await ingest(a.key, [event({ amount: 5, note: 'small' }), event({ amount: 500, note: markup })]);
   const item = page.locator('#tail-events li');
@@ -321,6 +320,15 @@ test("the portal works at a phone's width, for a consumer key too", async () => 
   await page.waitForSelector('#tail-status[data-status="live"]');
   await ingest(a.key, [event({ amount: 700, note: 'a long note '.repeat(30) })]);
   await page.locator('#tail-events li').first().waitFor({ timeout: 30_000 });
+  assert.equal(await page.locator('#tail-events li').count(), 1);
+  // stopped, then from the oldest buffered event: both payments the filter let through, the newest first
+  await page.click('#tail-stop');
+  await page.waitForSelector('#tail-status[data-status="stopped"]');
+  await page.click('#tail-oldest');
+  await page.waitForSelector('#tail-status[data-status="live"]');
+  await waitFor(async () => (await page.locator('#tail-events li').count()) === 2, { message: 'the buffered events in the tail' });
+  assert.match((await page.locator('#tail-events li').first().textContent())!, /"amount": 700/);
+  assert.match((await page.locator('#tail-events li').last().textContent())!, /"amount": 500/);
   await page.locator('#endpoint-state').waitFor();
   assert.equal(await page.locator('#replay-dead-letters, #rotate-secret').count(), 0);
   assert.equal(await overflow(), 0, 'the subscription page is wider than the phone');
