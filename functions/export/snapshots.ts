@@ -9,7 +9,7 @@
  *           in one MULTI the stream's head H and the subscription's positions S ({t:T}:pos:<sub>, last offset
  *           appended); per partition the last offset the snapshot includes is X = max(S, R - 1)
  *   read    each partition of the state topic (or of every source topic) from its earliest offset to X, with one
- *           Kafka consumer of the job's own (platform/tiers/cold-source.ts), one partition at a time; each record
+ *           Kafka consumer of the job's own (platform/tiers/cold-source.ts), four partitions at a time; each record
  *           decoded and matched exactly as the route does (route-core `matchRecord`: tenant, types, source,
  *           filters); per key (the Kafka record key, else the event's `partitionkey`) the newest match is kept; a
  *           tombstone (a record without value) deletes its key
@@ -30,9 +30,9 @@
  * subscription as it is, which the settle waits for.
  *
  * Bounds: one snapshot per subscription at a time (a lease, 409 otherwise) and PIONEER_SNAPSHOTS_MAX per instance
- * (503 otherwise); the events kept for one partition may take PIONEER_SNAPSHOT_MEMORY_MB, or the snapshot fails
- * naming the partition (keys are per partition, so memory grows with one partition's keys of the tenant, not
- * with the topic). Records of other tenants are skipped before they are parsed when their text cannot name the
+ * (503 otherwise); the events kept for the partitions being read may take PIONEER_SNAPSHOT_MEMORY_MB, or the
+ * snapshot fails naming them (keys are per partition, and a partition's are written and dropped once it is read,
+ * so memory grows with a few partitions' keys of the tenant, not with the topic). Records of other tenants are skipped before they are parsed when their text cannot name the
  * tenant. Progress is saved in the export's record while it runs. A crash mid-job: the leases expire, the export
  * reads as failed (interrupted), its temp file is removed, and a new snapshot can start.
  */
@@ -87,6 +87,9 @@ interface Kept {
 
 /** What one key costs beyond its text: the map entry, the key, the object. */
 const KEY_OVERHEAD = 160;
+
+/** Partitions read at once (their fetches overlap); the memory bound is for all of them together. */
+const PARTITIONS_AT_ONCE = 4;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
@@ -236,29 +239,29 @@ export function createSnapshotter(opts: SnapshotterOptions) {
     const source: ColdSource = await createColdSource({ kafka, topics: readTopics, groupPrefix: 'pioneer-snapshot', maxBytesPerPartition: 2 * 1024 * 1024 });
     let failure: ((err: Error) => void) | null = null;
 
-    /** Reads one partition up to the cut: per key, the newest match. */
-    async function readPartition(range: PartitionRange): Promise<Map<string, Kept>> {
-      const kept = new Map<string, Kept>();
-      const field = positionField(range.topic, range.partition);
-      const mapped = decoding.mappings[range.topic] !== undefined;
-      let held = 0;
+    let held = 0;
+    /** Reads a few partitions at once up to the cut: per partition and key, the newest match. */
+    async function readGroup(group: PartitionRange[]): Promise<Map<string, Kept>[]> {
+      const kept = new Map<string, Map<string, Kept>>(group.map((r) => [positionField(r.topic, r.partition), new Map()]));
       let over = false;
-      const onRecord = (_r: PartitionRange, m: KafkaMessage) => {
+      const onRecord = (range: PartitionRange, m: KafkaMessage) => {
         progress.records_read++;
         if (over) return;
+        const field = positionField(range.topic, range.partition);
+        const keys = kept.get(field)!;
         const key = m.key && m.key.length > 0 ? m.key.toString('utf8') : null;
         if (m.value === null) {
           // a tombstone: its key is gone (a tombstone naming another tenant in its headers is not this tenant's)
           const named = m.headers?.['ce_tenantid'];
           if (key !== null && (named === undefined || String(named) === tenantId)) {
-            const old = kept.get(key);
-            if (old) (held -= old.bytes), kept.delete(key);
+            const old = keys.get(key);
+            if (old) (held -= old.bytes), keys.delete(key);
           }
           return;
         }
         // a record whose text cannot name the tenant is another tenant's: skipped before it is parsed (without a
         // mapping the tenant is the `tenantid` member or the ce_tenantid header, and only a \u escape could hide it)
-        if (!mapped && !m.value.includes(tenantBytes) && !m.value.includes(escaped) && String(m.headers?.['ce_tenantid'] ?? '') !== tenantId) return;
+        if (decoding.mappings[range.topic] === undefined && !m.value.includes(tenantBytes) && !m.value.includes(escaped) && String(m.headers?.['ce_tenantid'] ?? '') !== tenantId) return;
         const item = decodeKafkaRecord({ key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp }, { topic: range.topic, partition: range.partition, offset: m.offset });
         const matched = matchRecord(item, { topic: range.topic, decoding, matcher, tenantId });
         if (!matched || (types !== null && !types.has(matched.event.type))) return;
@@ -273,14 +276,15 @@ export function createSnapshotter(opts: SnapshotterOptions) {
           const text = matched.item.json ?? JSON.stringify(matched.event);
           entry = { text, matched: null, bytes: KEY_OVERHEAD + k.length * 2 + text.length * 2 };
         }
-        const old = kept.get(k);
-        if (old) (held -= old.bytes), kept.delete(k); // re-inserted: the map stays in the order of each key's newest record
-        kept.set(k, entry);
+        const old = keys.get(k);
+        if (old) (held -= old.bytes), keys.delete(k); // re-inserted: the map stays in the order of each key's newest record
+        keys.set(k, entry);
         held += entry.bytes;
         if (held > opts.memoryBytes) {
           over = true;
           failure?.(new Error(
-            `${field}: the newest events of the tenant's keys in this partition take more than PIONEER_SNAPSHOT_MEMORY_MB (${Math.round(opts.memoryBytes / 1048576)} MB) after ${kept.size} keys`,
+            `${group.map((r) => positionField(r.topic, r.partition)).join(', ')}: the newest events of the tenant's keys take more than ` +
+              `PIONEER_SNAPSHOT_MEMORY_MB (${Math.round(opts.memoryBytes / 1048576)} MB) after ${[...kept.values()].reduce((n, k) => n + k.size, 0)} keys`,
           ));
         }
       };
@@ -291,15 +295,18 @@ export function createSnapshotter(opts: SnapshotterOptions) {
           const why = stopped();
           if (why) failure?.(new Error(why));
         }, 200);
-        const reading = source.read([range], onRecord);
+        const reading = source.read(group, onRecord);
         reading.catch(() => {}); // an aborted read ends when the source closes
         try {
           await Promise.race([reading, aborted]);
-          return kept;
+          return [...kept.values()];
         } catch (err) {
-          // retention deleted the start meanwhile: read from the earliest offset the partition still has
+          // retention deleted a start meanwhile: read from the earliest offset the partition still has (a range read
+          // completely before is read again, into fresh keys)
           if (err instanceof RangeGoneError && attempt < 3) {
-            range = { ...range, from: err.earliest };
+            group = group.map((r) => (positionField(r.topic, r.partition) === err.field ? { ...r, from: err.earliest } : r));
+            for (const keys of kept.values()) for (const k of keys.values()) held -= k.bytes;
+            for (const keys of kept.values()) keys.clear();
             continue;
           }
           throw err;
@@ -311,26 +318,31 @@ export function createSnapshotter(opts: SnapshotterOptions) {
     }
 
     async function* lines(): AsyncGenerator<string> {
-      for (const range of ranges) {
-        const kept = await readPartition(range);
+      for (let g = 0; g < ranges.length; g += PARTITIONS_AT_ONCE) {
+        const group = ranges.slice(g, g + PARTITIONS_AT_ONCE);
+        const partitions = await readGroup(group);
         progress.phase = 'writing';
-        let out = '';
-        for (const entry of kept.values()) {
-          const text = entry.text ?? (await appendedText(entry.matched!));
-          if (text === null) {
-            setAside++;
-            continue;
+        for (const kept of partitions) {
+          let out = '';
+          for (const entry of kept.values()) {
+            const text = entry.text ?? (await appendedText(entry.matched!));
+            if (text === null) {
+              setAside++;
+              continue;
+            }
+            count++;
+            out += `{"cursor":"0-${count}","event":${text}}\n`;
+            if (out.length >= 256 * 1024) {
+              yield out;
+              out = '';
+            }
           }
-          count++;
-          out += `{"cursor":"0-${count}","event":${text}}\n`;
-          if (out.length >= 256 * 1024) {
-            yield out;
-            out = '';
-          }
+          if (out) yield out;
+          for (const entry of kept.values()) held -= entry.bytes;
+          kept.clear();
+          progress.written = count;
+          progress.partitions_done++;
         }
-        if (out) yield out;
-        progress.written = count;
-        progress.partitions_done++;
         progress.phase = 'reading';
         await saveNow(true);
         const why = stopped();
