@@ -1,9 +1,9 @@
 /**
- * The local host: runs any set of functions in one Node process, each on its own HTTP port, with a kafkajs
- * consumer standing in for the Kafka trigger of Kafka-triggered functions, and, when asked, a front door: the
- * whole API on one port, each request routed by path to the function that serves it (front-door.ts). Each
- * function has its own metrics registry: its /metrics shows its own series only. SIGTERM/SIGINT stop taking
- * work, finish the batch in hand, commit and close.
+ * The local host: runs any set of functions in one Node process, each on its own HTTP port, with a Kafka
+ * consumer (kafkajs or @platformatic/kafka, as PIONEER_KAFKA_CLIENT says) standing in for the Kafka trigger of
+ * Kafka-triggered functions, and, when asked, a front door: the whole API on one port, each request routed by
+ * path to the function that serves it (front-door.ts). Each function has its own metrics registry: its /metrics
+ * shows its own series only. SIGTERM/SIGINT stop taking work, finish the batch in hand, commit and close.
  */
 import type { ServerType } from '@hono/node-server';
 import type { Registry } from 'prom-client';
@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { commonSchema, loadConfig, REDIS_VARIABLES, env as envParsers } from '../../platform/config/env.ts';
 import { createLogger, type Logger } from '../../platform/telemetry/logger.ts';
 import { createMetrics } from '../../platform/telemetry/metrics.ts';
-import { createKafka, kafkaSecurity } from '../../platform/kafka/client.ts';
+import { createKafkaClient } from '../../platform/kafka/client.ts';
 import type { FunctionDefinition, PioneerFunction } from '../../platform/runtime/contract.ts';
 import { hostKafkaTrigger, type KafkaTriggerHost } from './kafka-trigger.ts';
 import { frontDoorApp } from './front-door.ts';
@@ -70,7 +70,7 @@ export async function startLocalHost(opts: {
     const port = loadConfig(z.object({ [portVar]: envParsers.port().default(def.defaultPort) }), env)[portVar] as number;
     return { def, config: loadConfig(def.config, env), port };
   });
-  const kafka = createKafka({ brokers: hostConfig.PIONEER_KAFKA_BROKERS, clientId: hostConfig.PIONEER_KAFKA_CLIENT_ID, log, ...kafkaSecurity(hostConfig) });
+  const kafka = createKafkaClient(hostConfig, { log });
 
   /** A consumer that has not finished its batch and left its group within the grace period is not waited for:
    *  its uncommitted batch goes to another instance, and the functions' appends are once-only by position. */

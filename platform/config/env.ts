@@ -54,6 +54,8 @@ export const commonSchema = z.object({
   PIONEER_REDIS_CLUSTER_NODES: env.brokers().optional(),
   PIONEER_KAFKA_BROKERS: env.brokers(),
   PIONEER_KAFKA_CLIENT_ID: z.string().min(1).default('pioneer'),
+  /** the Kafka client library of the Kafka trigger, producers and admin calls (platform/kafka/types.ts) */
+  PIONEER_KAFKA_CLIENT: z.enum(['kafkajs', 'platformatic']).default('kafkajs'),
   /** TLS to the brokers (the system's CA store) */
   PIONEER_KAFKA_SSL: env.bool().default(false),
   PIONEER_KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),

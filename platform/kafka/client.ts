@@ -1,9 +1,19 @@
-/** kafkajs clients with the platform's logger, defaults and the default partitioner (murmur2, as Java's). */
-import { Kafka, logLevel, Partitioners, type Admin, type KafkaConfig, type LogEntry, type Producer } from 'kafkajs';
+/**
+ * The platform's Kafka clients: kafkajs clients with the platform's logger, defaults and the default partitioner
+ * (murmur2, as Java's), and the client interface of types.ts on kafkajs or @platformatic/kafka as
+ * PIONEER_KAFKA_CLIENT says (createKafkaClient), with the TLS and SASL settings of PIONEER_KAFKA_*. The helpers
+ * below (readiness probe, idempotent producer, topic creation) take either.
+ */
+import { Kafka, logLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
+import type { SASLOptions } from '@platformatic/kafka';
 import type { Logger } from '../telemetry/logger.ts';
 import { ConfigError, type CommonConfig } from '../config/env.ts';
+import { kafkajsClient } from './kafkajs-client.ts';
+import { platformaticClient } from './platformatic-client.ts';
+import type { KafkaAdmin, KafkaClient, RecordProducer } from './types.ts';
 
-export type { Kafka, Producer };
+export type { Kafka };
+export type { KafkaClient, RecordProducer as Producer };
 
 function logCreator(log: Logger) {
   return () =>
@@ -29,6 +39,19 @@ export function kafkaSecurity(cfg: KafkaSecurityConfig): Pick<KafkaConfig, 'ssl'
   return { ssl: cfg.PIONEER_KAFKA_SSL, sasl: { mechanism, username, password } as KafkaConfig['sasl'] };
 }
 
+/**
+ * The same settings as @platformatic/kafka takes them: `tls` (the system's CA store, as kafkajs's `ssl: true`)
+ * and `sasl` with the mechanism in Kafka's own spelling (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512).
+ */
+export function platformaticSecurity(cfg: KafkaSecurityConfig): { tls?: Record<string, never>; sasl?: SASLOptions } {
+  const { ssl, sasl } = kafkaSecurity(cfg);
+  const credentials = sasl as { mechanism: string; username: string; password: string } | undefined;
+  return {
+    ...(ssl ? { tls: {} } : {}),
+    ...(credentials ? { sasl: { mechanism: credentials.mechanism.toUpperCase() as SASLOptions['mechanism'], username: credentials.username, password: credentials.password } } : {}),
+  };
+}
+
 export function createKafka(opts: { brokers: string[]; clientId: string; log: Logger } & Partial<KafkaConfig>): Kafka {
   const { brokers, clientId, log, ...rest } = opts;
   return new Kafka({
@@ -40,6 +63,21 @@ export function createKafka(opts: { brokers: string[]; clientId: string; log: Lo
     retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 5000 },
     ...rest,
   });
+}
+
+/** The client PIONEER_KAFKA_CLIENT names, with the brokers, client id and TLS/SASL settings of `cfg`. */
+export function createKafkaClient(
+  cfg: KafkaSecurityConfig & Pick<CommonConfig, 'PIONEER_KAFKA_BROKERS' | 'PIONEER_KAFKA_CLIENT' | 'PIONEER_KAFKA_CLIENT_ID'>,
+  opts: { log: Logger; clientId?: string },
+): KafkaClient {
+  const clientId = opts.clientId ?? cfg.PIONEER_KAFKA_CLIENT_ID;
+  if (cfg.PIONEER_KAFKA_CLIENT === 'platformatic') return platformaticClient({ brokers: cfg.PIONEER_KAFKA_BROKERS, clientId, log: opts.log, ...platformaticSecurity(cfg) });
+  return kafkajsClient(createKafka({ brokers: cfg.PIONEER_KAFKA_BROKERS, clientId, log: opts.log, ...kafkaSecurity(cfg) }));
+}
+
+/** The client interface over `kafka`; a kafkajs client is wrapped (for callers that still build one with createKafka). */
+export function asKafkaClient(kafka: Kafka | KafkaClient): KafkaClient {
+  return kafka instanceof Kafka ? kafkajsClient(kafka) : kafka;
 }
 
 export interface KafkaProbe {
@@ -58,8 +96,9 @@ export const KAFKA_READY_TIMEOUT_MS = 1500;
  * A probe answers within `timeoutMs` even when the broker is silent (a network that drops packets, a stopped
  * broker), where a request would otherwise wait for the client's request timeout or its reconnection attempts.
  */
-export function kafkaProbe(kafka: Kafka, timeoutMs = KAFKA_READY_TIMEOUT_MS): KafkaProbe {
-  let admin: Promise<Admin> | undefined;
+export function kafkaProbe(kafka: Kafka | KafkaClient, timeoutMs = KAFKA_READY_TIMEOUT_MS): KafkaProbe {
+  const client = asKafkaClient(kafka);
+  let admin: Promise<KafkaAdmin> | undefined;
   const drop = async () => {
     const current = admin;
     admin = undefined;
@@ -70,13 +109,13 @@ export function kafkaProbe(kafka: Kafka, timeoutMs = KAFKA_READY_TIMEOUT_MS): Ka
       let timer: NodeJS.Timeout | undefined;
       try {
         admin ??= (async () => {
-          const a = kafka.admin({ retry: { retries: 0 } });
+          const a = client.admin({ retries: 0 });
           await a.connect();
           return a;
         })();
         const current = admin;
         const silent = new Promise<false>((resolve) => (timer = setTimeout(resolve, timeoutMs, false)));
-        const answered = await Promise.race([current.then((a) => a.describeCluster()).then(() => true), silent]);
+        const answered = await Promise.race([current.then((a) => a.brokerCount()).then(() => true), silent]);
         // no answer in time: let this client go (without waiting: its requests may hang), the next probe connects afresh
         if (!answered && admin === current) void drop();
         return answered;
@@ -92,13 +131,8 @@ export function kafkaProbe(kafka: Kafka, timeoutMs = KAFKA_READY_TIMEOUT_MS): Ka
 }
 
 /** An idempotent producer (acks from all in-sync replicas, no duplicates on retry). */
-export function createProducer(kafka: Kafka): Producer {
-  return kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 5,
-    allowAutoTopicCreation: true,
-    createPartitioner: Partitioners.DefaultPartitioner,
-  });
+export function createProducer(kafka: Kafka | KafkaClient): RecordProducer {
+  return asKafkaClient(kafka).producer({ idempotent: true });
 }
 
 /**
@@ -107,22 +141,19 @@ export function createProducer(kafka: Kafka): Producer {
  * write acknowledged by all in-sync replicas (the producer's acks) survives the loss of any one broker.
  */
 export async function ensureTopics(
-  kafka: Kafka,
+  kafka: Kafka | KafkaClient,
   topics: { topic: string; numPartitions?: number; retentionMs?: number; cleanupPolicy?: 'delete' | 'compact' }[],
 ): Promise<void> {
-  const admin = kafka.admin();
+  const admin = asKafkaClient(kafka).admin();
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
     const missing = topics.filter((t) => !existing.has(t.topic));
     if (missing.length === 0) return;
-    const { brokers } = await admin.describeCluster();
-    const replicationFactor = Math.max(1, Math.min(3, brokers.length));
-    // kafkajs's own waitForLeaders asks the broker it created the topics on, which on a cluster may not have the
-    // new topics' metadata yet and answers UNKNOWN_TOPIC_OR_PARTITION; the wait below retries that instead.
-    await admin.createTopics({
-      waitForLeaders: false,
-      topics: missing.map((t) => ({
+    const replicationFactor = Math.max(1, Math.min(3, await admin.brokerCount()));
+    // a broker other than the one that created the topics may not have their metadata yet: the wait below retries
+    await admin.createTopics(
+      missing.map((t) => ({
         topic: t.topic,
         numPartitions: t.numPartitions ?? 4,
         replicationFactor,
@@ -132,28 +163,19 @@ export async function ensureTopics(
           ...(replicationFactor >= 3 ? [{ name: 'min.insync.replicas', value: '2' }] : []),
         ],
       })),
-    });
+    );
     await waitForLeaders(admin, missing.map((t) => t.topic));
   } finally {
     await admin.disconnect();
   }
 }
 
-/**
- * Waits until every partition of `topics` has a leader, as the brokers' metadata says. It asks for every topic's
- * metadata rather than these topics', which a broker that does not know them yet would answer with an error
- * (logged by kafkajs) instead of leaving them out.
- */
-async function waitForLeaders(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
+/** Waits until every partition of `topics` has a leader, as the brokers' metadata says. */
+async function waitForLeaders(admin: KafkaAdmin, topics: string[], timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  const wanted = new Set(topics);
   for (;;) {
-    try {
-      const found = (await admin.fetchTopicMetadata()).topics.filter((t) => wanted.has(t.name));
-      if (found.length === wanted.size && found.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
-    } catch (err) {
-      if ((err as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION' && (err as { type?: string }).type !== 'LEADER_NOT_AVAILABLE') throw err;
-    }
+    const found = await admin.partitionLeaders(topics);
+    if (topics.every((t) => (found.get(t)?.length ?? 0) > 0 && found.get(t)!.every((leader) => leader >= 0))) return;
     if (Date.now() > deadline) throw new Error(`timed out waiting for the leaders of ${topics.join(', ')}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

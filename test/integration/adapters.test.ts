@@ -3,14 +3,13 @@ import assert from 'node:assert/strict';
 import { createApp } from '../../platform/http/app.ts';
 import { createLogger } from '../../platform/telemetry/logger.ts';
 import { createMetrics } from '../../platform/telemetry/metrics.ts';
-import { createKafka } from '../../platform/kafka/client.ts';
 import { encodeBinary } from '../../platform/events/kafka-binding.ts';
 import type { EventBatch } from '../../platform/events/inbound.ts';
 import type { PioneerFunction } from '../../platform/runtime/contract.ts';
 import { hostKafkaTrigger } from '../../adapters/local/kafka-trigger.ts';
 import { mountTrigger } from '../../adapters/http/serve-trigger.ts';
 import { createOpenFaasHandler, type OpenFaasContext } from '../../adapters/openfaas/handler.ts';
-import { createTopic, deps, produce, randomName, waitFor } from '../support/helpers.ts';
+import { createTopic, produce, randomName, testKafkaClient, waitFor } from '../support/helpers.ts';
 
 const log = createLogger({ level: 'silent' });
 
@@ -48,7 +47,7 @@ test('the local, Knative and OpenFaaS hosts hand the handler the same CloudEvent
   await produce(topic, [{ key: record.key, value: record.value, headers: record.headers }]);
   const local = recordingFunction();
   const host = hostKafkaTrigger({
-    kafka: createKafka({ brokers: deps().brokers.split(','), clientId: 'adapters', log }),
+    kafka: testKafkaClient('adapters'),
     trigger: { ...local.fn.trigger!, topics: [topic], groupId: randomName('g') },
     log,
   });

@@ -4,7 +4,7 @@ import { createLogger } from '../../platform/telemetry/logger.ts';
 import { createKafka, kafkaProbe } from '../../platform/kafka/client.ts';
 import { hostKafkaTrigger } from '../../adapters/local/kafka-trigger.ts';
 import { encodeStructured } from '../../platform/events/kafka-binding.ts';
-import { createTopic, ownService, produce, randomName, sleep, waitFor } from '../support/helpers.ts';
+import { createTopic, ownService, produce, randomName, sleep, testKafkaClient, testKafkaClientKind, waitFor } from '../support/helpers.ts';
 
 test('kill -9 of the broker while a consumer runs: after a restart it resumes without losing a committed message; /readyz follows the broker', { timeout: 240000 }, async () => {
   const kafkaSvc = ownService('kafka');
@@ -14,7 +14,7 @@ test('kill -9 of the broker while a consumer runs: after a restart it resumes wi
   const seen = new Map<number, number>();
   let host: ReturnType<typeof hostKafkaTrigger> | undefined;
   // the readiness check the route and export functions answer /readyz with
-  const probe = kafkaProbe(createKafka({ brokers: [brokers], clientId: 'probe', log }));
+  const probe = kafkaProbe(testKafkaClient('probe', brokers));
   try {
     await createTopic(topic, 2, brokers);
     const msg = (n: number) => {
@@ -23,7 +23,10 @@ test('kill -9 of the broker while a consumer runs: after a restart it resumes wi
     };
     await produce(topic, Array.from({ length: 200 }, (_, n) => msg(n)), brokers);
     host = hostKafkaTrigger({
-      kafka: createKafka({ brokers: [brokers], clientId: 'restart', log, retry: { initialRetryTime: 200, retries: 30, maxRetryTime: 2000 } }),
+      kafka:
+        testKafkaClientKind() === 'kafkajs'
+          ? createKafka({ brokers: [brokers], clientId: 'restart', log, retry: { initialRetryTime: 200, retries: 30, maxRetryTime: 2000 } })
+          : testKafkaClient('restart', brokers),
       trigger: {
         topics: [topic],
         groupId: randomName('g'),

@@ -16,7 +16,8 @@ import { functionsNamed } from '../../functions/registry.ts';
 import { generateApiKey } from '../../platform/auth/api-keys.ts';
 import { createLogger } from '../../platform/telemetry/logger.ts';
 import { createRedis, type RedisTarget } from '../../platform/redis/client.ts';
-import { ensureTopics } from '../../platform/kafka/client.ts';
+import { createKafkaClient, ensureTopics } from '../../platform/kafka/client.ts';
+import type { KafkaClient, KafkaClientKind } from '../../platform/kafka/types.ts';
 
 export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 
@@ -34,6 +35,22 @@ export function deps(): { brokers: string; redisUrl: string; redis: RedisTarget;
     throw new Error('PIONEER_TEST_KAFKA_BROKERS and PIONEER_TEST_REDIS_URL are unset: run the tests with `make test` (scripts/test.sh)');
   const redis: RedisTarget = clusterNodes ? { PIONEER_REDIS_CLUSTER_NODES: clusterNodes.split(',') } : redisUrl;
   return { brokers, redisUrl, redis, cluster: clusterNodes !== undefined };
+}
+
+/**
+ * The Kafka client library the run's functions use: the default (kafkajs), or the one PIONEER_TEST_KAFKA_CLIENT
+ * names (scripts/test.sh runs the Kafka-facing files a second time with `platformatic`).
+ */
+export function testKafkaClientKind(): KafkaClientKind {
+  return process.env['PIONEER_TEST_KAFKA_CLIENT'] === 'platformatic' ? 'platformatic' : 'kafkajs';
+}
+
+/** The platform's Kafka client of the run's kind, on `brokers` (default the run's). */
+export function testKafkaClient(clientId: string, brokers = deps().brokers): KafkaClient {
+  return createKafkaClient(
+    { PIONEER_KAFKA_BROKERS: brokers.split(','), PIONEER_KAFKA_CLIENT: testKafkaClientKind(), PIONEER_KAFKA_CLIENT_ID: clientId, PIONEER_KAFKA_SSL: false },
+    { log: createLogger({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' }) },
+  );
 }
 
 export function randomName(prefix: string): string {
@@ -96,6 +113,7 @@ export function platformEnv(overrides: Record<string, string> = {}): Record<stri
     PIONEER_SUBSCRIPTION_POLL_MS: '100',
     PIONEER_SSE_HEARTBEAT_MS: '1000',
     PIONEER_KAFKA_SESSION_TIMEOUT_MS: '6000',
+    PIONEER_KAFKA_CLIENT: testKafkaClientKind(),
     ...overrides,
   };
 }
