@@ -21,6 +21,7 @@ import { ensureTopics } from '../../platform/kafka/client.ts';
 import { keys } from '../../platform/redis/keys.ts';
 import { startCli } from '../../consumer-sdk/test/cli-process.ts';
 import { seedFromExport } from '../../consumer-sdk/src/seed.ts';
+import { createCheckpointStore } from '../../consumer-sdk/src/checkpoint.ts';
 
 let p: TestPlatform;
 const balances = randomName('balances'); // compacted: the latest balance of every account
@@ -299,6 +300,14 @@ test('without a state topic: the newest balance.snapshot per key from the source
     assert.deepEqual(later.map((e) => [e.event.type, e.event.data.n ?? e.event.data.version]), [['payment.sent', 3], ['balance.snapshot', 3]]);
     // seeding the same snapshot again writes nothing twice
     assert.deepEqual(await seedFromExport({ file, manifest: m, dir: join(dir, 'c') }), { subscription: sub, written: 0, skipped: 40, endCursor: '0-40' });
+    // a consumer already inside the stream is not seeded from a snapshot: its older state would follow newer events
+    const running = join(dir, 'running');
+    const later2 = { ...m, end_cursor: later[1]!.cursor, stream_head: later[1]!.cursor };
+    await createCheckpointStore(join(running, 'checkpoint.json')).save({ subscription: sub, cursor: later[0]!.cursor, updatedAt: new Date().toISOString(), lastEventTime: null, events: 1, recent: [] });
+    await assert.rejects(seedFromExport({ file, manifest: later2, dir: running }), (err: any) => err.code === 'seed_conflict' && /inside the stream|holds events of the stream/.test(err.message));
+    assert.deepEqual(readdirSync(running), ['checkpoint.json'], 'nothing written');
+    // read as an interval, the file would have to end at end_cursor: the kind decides how it is checked
+    await assert.rejects(seedFromExport({ file, manifest: { ...later2, kind: 'interval' }, dir: join(dir, 'other') }), (err: any) => err.code === 'seed_invalid' && /ends at 0-40, the manifest's end_cursor/.test(err.message));
   } finally {
     await pr.disconnect();
   }
