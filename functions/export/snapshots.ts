@@ -117,12 +117,21 @@ export function createSnapshotter(opts: SnapshotterOptions) {
     if (running.size >= opts.maxRunning)
       throw new HttpError(503, 'snapshots_busy', `this instance writes ${running.size} snapshots already; retry shortly`, { headers: { 'retry-after': '10' } });
     const id = newId('exp');
+    running.add(id); // the slot is taken before anything is awaited: concurrent requests cannot pass the bound together
     const active = activeSnapshotLease(redis, { tenantId, subId: sub.id });
-    const took = await active.tryTake({ owner: id, ttlMs: leaseMs });
-    if (!took.taken)
+    let took: Awaited<ReturnType<typeof active.tryTake>>;
+    try {
+      took = await active.tryTake({ owner: id, ttlMs: leaseMs });
+    } catch (err) {
+      running.delete(id);
+      throw err;
+    }
+    if (!took.taken) {
+      running.delete(id);
       throw new HttpError(409, 'snapshot_running', `a snapshot of this subscription is being written (${took.holder}); wait for it to finish`, {
         extra: { export_id: took.holder },
       });
+    }
     const record: ExportRecord = {
       id, subscription_id: sub.id, kind: 'snapshot', status: 'running', interval: { from: null, to: null }, state_topic: stateTopic,
       progress: { phase: 'settling', partitions: 0, partitions_done: 0, records: 0, records_read: 0, written: 0 },
@@ -132,10 +141,10 @@ export function createSnapshotter(opts: SnapshotterOptions) {
       await exportLease(redis, { tenantId, exportId: id }).tryTake({ owner: id, ttlMs: leaseMs });
       await save(tenantId, record);
     } catch (err) {
+      running.delete(id);
       await active.release({ owner: id }).catch(() => {});
       throw err;
     }
-    running.add(id);
     exporter.track(id, run(sub, record).finally(() => running.delete(id)));
     return record;
   }

@@ -362,13 +362,21 @@ test('a snapshot whose instance is killed mid-job reads as failed (interrupted) 
   const a = await createTenant(p.url('subscriptions'), p.adminKey);
   const sub = (await api(p.url('subscriptions'), a.key, 'POST', '/v1/subscriptions', { types: ['balance.snapshot'] })).body.id as string;
   // an export instance of its own, in a child process, whose snapshots settle for a minute
-  const child = await spawnFunctions(['export'], { ...platformEnv(env), PIONEER_ADMIN_KEY: p.adminKey, PIONEER_EXPORT_PORT: '0', PIONEER_SNAPSHOT_SETTLE_MS: '60000', PIONEER_EXPORT_LEASE_MS: '1500' });
+  const child = await spawnFunctions(['export'], {
+    ...platformEnv(env), PIONEER_ADMIN_KEY: p.adminKey, PIONEER_EXPORT_PORT: '0', PIONEER_SNAPSHOT_SETTLE_MS: '60000', PIONEER_EXPORT_LEASE_MS: '1500', PIONEER_SNAPSHOTS_MAX: '1',
+  });
   let id: string;
   try {
     const started = await api(child.urls['export']!, a.key, 'POST', '/v1/exports', { subscription_id: sub, kind: 'snapshot', state_topic: balances });
     assert.equal(started.status, 202, JSON.stringify(started.body));
     id = started.body.id;
     assert.equal((await api(p.url('export'), a.key, 'POST', '/v1/exports', { subscription_id: sub, kind: 'snapshot', state_topic: balances })).status, 409);
+    // that instance writes as many snapshots as it may: another subscription's waits
+    const other = (await api(p.url('subscriptions'), a.key, 'POST', '/v1/subscriptions', { types: ['balance.snapshot'] })).body.id as string;
+    const busy = await api(child.urls['export']!, a.key, 'POST', '/v1/exports', { subscription_id: other, kind: 'snapshot', state_topic: balances });
+    assert.equal(busy.status, 503, JSON.stringify(busy.body));
+    assert.equal(busy.body.code, 'snapshots_busy');
+    assert.ok(Number(busy.headers.get('retry-after')) > 0);
   } finally {
     await killProcess(child.child);
   }
