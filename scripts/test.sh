@@ -9,6 +9,9 @@
 #                 runs it then too, on CLUSTER_FILES, or on TEST_FILES when CLUSTER_FILES is unset). Files under
 #                 test/cluster/ kill and restart cluster nodes: only the cluster pass runs them, after the others
 #                 and one at a time
+#   KAFKA_CLIENTS=0|1  the second-client pass: KAFKA_CLIENT_FILES (the Kafka-facing files) again with the functions on
+#                 @platformatic/kafka (PIONEER_KAFKA_CLIENT=platformatic). On by default for the whole suite, off when
+#                 TEST_FILES names files (KAFKA_CLIENTS=1 runs it then too, on TEST_FILES unless KAFKA_CLIENT_FILES is set)
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -57,6 +60,19 @@ run_tests() { # TAP file, test files... (TEST_CONCURRENCY: files run at once, 2 
 }
 # shellcheck disable=SC2086
 run_tests "$RUN/tap-$$.txt" $files || status=1
+
+# The Kafka-facing files (kill -9 of the broker and of the route, rebalance, ordering, dead letters, rewinds, TLS/SASL
+# settings) with the second Kafka client; the rest of the suite runs on the default
+KAFKA_CLIENT_FILES_DEFAULT="test/integration/adapters.test.ts test/integration/kafka-restart.test.ts test/integration/order-once.test.ts
+  test/integration/route-dead-letters.test.ts test/integration/redis-crash.test.ts test/integration/graceful-shutdown.test.ts
+  test/unit/kafka-security.test.ts"
+clients=${KAFKA_CLIENTS:-}
+[ -z "$clients" ] && { [ -n "${TEST_FILES:-}" ] && clients=0 || clients=1; }
+if [ "$clients" = 1 ]; then
+  echo "test: the Kafka-facing files with PIONEER_KAFKA_CLIENT=platformatic"
+  # shellcheck disable=SC2086
+  PIONEER_TEST_KAFKA_CLIENT=platformatic run_tests "$RUN/tap-platformatic-$$.txt" ${KAFKA_CLIENT_FILES:-${TEST_FILES:-$KAFKA_CLIENT_FILES_DEFAULT}} || status=1
+fi
 
 # The functions whose Redis and Kafka calls a cluster changes, on the cluster pair
 CLUSTER_FILES_DEFAULT="test/integration/kafka-redis.test.ts test/integration/stream-readers.test.ts test/integration/core-path.test.ts
