@@ -8,7 +8,7 @@
  *   3. snapshot: one snapshot export of the subscription (an export process), from the POST until the record says
  *      completed: source records read per second, keys written, and the export process's CPU per record
  *
- *   scripts/bench.sh --snapshot
+ *   scripts/bench.sh --snapshot            (BENCH_PROFILE=1: also CPU-profile the export process and print where its time goes)
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,8 @@ import { z } from 'zod';
 import { commonSchema, env, loadConfig } from '../platform/config/env.ts';
 import { generateApiKey } from '../platform/auth/api-keys.ts';
 import { keys } from '../platform/redis/keys.ts';
-import { ROOT, benchPlatformEnv, cpuSecondsOf, imageNodeOptions, startFunction, stopProcess } from './processes.ts';
+import { ROOT, benchPlatformEnv, cpuSecondsOf, imageNodeOptions, mainProfile, startFunction, stopProcess } from './processes.ts';
+import { summariseFile } from './profile-summary.ts';
 import { benchProducer, rawConsume } from './baselines.ts';
 import { call, say, sleep } from './common.ts';
 
@@ -29,6 +30,8 @@ const cfg = loadConfig(
     BENCH_EVENTS: env.int(1000, 10_000_000).default(400_000),
     BENCH_KEYS: env.int(10, 10_000_000).default(50_000),
     BENCH_OUT: z.string().default(path.join(ROOT, 'bench/results')),
+    /** also CPU-profile the export process (bench/results/profiles/export-snapshot), and print where its time goes */
+    BENCH_PROFILE: env.bool().default(false),
   }),
 );
 const N = cfg.BENCH_EVENTS;
@@ -50,7 +53,8 @@ await admin.createTopics({
 
 const subscriptions = await startFunction('subscriptions', base, { nodeOptions });
 const route = await startFunction('route', base, { nodeOptions });
-const exporter = await startFunction('export', base, { nodeOptions });
+const profileDir = cfg.BENCH_PROFILE ? path.join(cfg.BENCH_OUT, 'profiles') : undefined;
+const exporter = await startFunction('export', base, { nodeOptions, ...(profileDir ? { profileDir, profileLabel: 'export-snapshot' } : {}) });
 try {
   const tenants = [];
   for (const name of ['bench-snapshot', 'bench-other']) {
@@ -132,4 +136,8 @@ try {
   await admin.disconnect();
   for (const m of [exporter, route, subscriptions]) await stopProcess(m);
   redis.disconnect();
+}
+if (profileDir) {
+  const file = mainProfile(path.join(profileDir, 'export-snapshot'));
+  if (file) console.log(JSON.stringify(summariseFile(file, 25), null, 2));
 }
