@@ -7,6 +7,7 @@ import ingest from './ingest/index.ts';
 import deliver from './deliver/index.ts';
 import exportFn from './export/index.ts';
 import insights from './insights/index.ts';
+import reference from './reference/index.ts';
 
 export const FUNCTIONS: Record<string, FunctionDefinition> = {
   subscriptions: subscriptions as unknown as FunctionDefinition,
@@ -16,6 +17,7 @@ export const FUNCTIONS: Record<string, FunctionDefinition> = {
   deliver: deliver as unknown as FunctionDefinition,
   export: exportFn as unknown as FunctionDefinition,
   insights: insights as unknown as FunctionDefinition,
+  reference: reference as unknown as FunctionDefinition,
 };
 
 export function functionsNamed(names: string[]): FunctionDefinition[] {

@@ -35,6 +35,7 @@ import { decodeKafkaRecord, headersToStrings } from '../../platform/events/kafka
 import { readPartitionRange } from '../../platform/kafka/partition-range.ts';
 import { bufferLimitsOf, bufferSchema, decodingOf, sourceSchema } from '../../platform/config/source.ts';
 import { createRouteCore } from '../../platform/routing/route-core.ts';
+import { createReferenceLookups, REFERENCE_CACHE_MS } from '../../platform/reference/lookups.ts';
 
 const config = commonSchema.extend({
   ...sourceSchema.shape,
@@ -44,6 +45,8 @@ const config = commonSchema.extend({
   PIONEER_SUBSCRIPTION_POLL_MS: env.int(10, 60000).default(250),
   /** how far back to re-derive when Redis comes back without the route's position (it loses at most ~1 s) */
   PIONEER_ROUTE_REDERIVE_SECONDS: env.int(1, 7 * 86400).default(60),
+  /** how long a reference record a transform looked up is kept in memory: updates reach lookups within it (0: never kept) */
+  PIONEER_REFERENCE_CACHE_MS: env.int(0, 60_000).default(REFERENCE_CACHE_MS),
 }).refine(...requireRedis);
 export type RouteConfig = z.infer<typeof config>;
 
@@ -69,7 +72,9 @@ export default defineFunction({
     const budgetExceeded = counter(metrics, 'pioneer_route_filter_budget_exceeded_total', "Events a subscription's filters could not judge within their work budget (dead-lettered for it)");
     const transformFailed = counter(metrics, 'pioneer_route_transform_failed_total', "Events a subscription's transform failed on (set aside in its dead letters)");
     const batchSeconds = histogram(metrics, 'pioneer_route_batch_seconds', 'Time to route one partition batch');
-    const core = createRouteCore({ redis, decoding: decodingOf(cfg), ...bufferLimitsOf(cfg) });
+    const lookedUp = counter(metrics, 'pioneer_route_lookups_total', "Reference lookups of subscriptions' transforms, by what answered them (cache or redis)", ['from']);
+    const lookups = createReferenceLookups({ redis, ttlMs: cfg.PIONEER_REFERENCE_CACHE_MS, counted: (from) => lookedUp.inc({ from }) });
+    const core = createRouteCore({ redis, decoding: decodingOf(cfg), lookups, ...bufferLimitsOf(cfg) });
 
     /**
      * Kafka hands over `first` but Redis has no position for the partition although the partition has records

@@ -24,6 +24,8 @@ const SCRIPTS = [
   'take-lease-1', 'renew-lease-1', 'release-lease-1', 'take-slot-1', 'renew-slot-1',
   // insights (platform/insights/store.ts)
   'apply-insights-1', 'count-customers-1',
+  // reference data (platform/reference/store.ts)
+  'put-references-1',
 ] as const;
 
 export interface PioneerRedis extends Redis {
@@ -62,6 +64,9 @@ export interface PioneerRedis extends Redis {
   applyInsights(positions: string, ...args: string[]): Promise<[status: 1, recorded: number, attributed: number] | [status: -1]>;
   /** insights: platform/insights/store.ts calls it through readFigures */
   countCustomers(campaigns: string, ...args: string[]): Promise<number[]>;
+
+  /** reference data: platform/reference/store.ts calls it through putReferences (the script documents the arguments) */
+  putReferences(table: string, ...args: string[]): Promise<number[]>;
 }
 
 /**

@@ -121,3 +121,12 @@ export const insightsKeys = {
   events: (tenantId: string, metric: string, res: string, n: number, campaignId: string) => `{t:${tenantId}}:ins:n:${metric}:${res}:${n}:${campaignId}`,
   flow: (tenantId: string, minute: number) => `{t:${tenantId}}:ins:flow:${minute}`,
 };
+
+/*
+ * reference data (owned by platform/reference/store.ts, which describes it in full; the reference function writes
+ * it with put-references-1.lua, transforms' $lookup read it):
+ *   {t:T}:ref:<table>                hash   lookup key -> the data of the latest record with that key (JSON)
+ */
+export const referenceKeys = {
+  table: (tenantId: string, table: string) => `{t:${tenantId}}:ref:${table}`,
+};

@@ -5,6 +5,11 @@
  * each once, to the subscriptions' streams (append-events-n.lua). Appends go in one call per tenant (all its
  * keys share the tenant's hash tag, one Redis Cluster slot); the calls of different tenants are issued
  * concurrently, never in one pipeline or transaction. It returns counts: the callers keep metrics and logs.
+ *
+ * A subscription's transform may look reference records up (`$lookup`): its lookups are bound to the
+ * subscription's tenant (the event's), through `lookups` (platform/reference/lookups.ts: a short in-process cache
+ * in front of Redis). A lookup Redis cannot answer rejects the batch, which is retried whole; it never sets the
+ * event aside.
  */
 import { MalformedRecordError } from '../errors.ts';
 import type { CloudEventJson } from '../events/cloudevent.ts';
@@ -13,6 +18,7 @@ import { sourceEventOf, type SourceDecoding } from '../events/route-decoding.ts'
 import { oneLine, withMember } from '../events/event-text.ts';
 import { BUDGET_EXCEEDED_REASON } from '../filters/subscription-filter.ts';
 import { TransformError, type CompiledTransform } from '../transforms/transform.ts';
+import { createReferenceLookups, type ReferenceLookups, type ReferenceReader } from '../reference/lookups.ts';
 import { addStreamEvent, appendKeys, appendToStreams, waitForReplicas, type PioneerRedis, type StreamBatch } from '../redis/client.ts';
 import { positionField } from '../redis/keys.ts';
 import type { IndexedSubscription, SubscriptionMatcher } from '../store/subscription-index.ts';
@@ -86,9 +92,11 @@ interface SubscriptionBatch {
 }
 
 /** The text stored for an event of a subscription with a transform, or why it is set aside. */
-async function transformed(event: CloudEventJson, transform: CompiledTransform, replay: string | undefined): Promise<{ json: string } | { reason: string }> {
+async function transformed(
+  event: CloudEventJson, transform: CompiledTransform, replay: string | undefined, references?: ReferenceReader,
+): Promise<{ json: string } | { reason: string }> {
   try {
-    const json = await transform.apply(event);
+    const json = await transform.apply(event, references);
     return { json: replay ? storedText(event, json, replay) : json };
   } catch (err) {
     if (!(err instanceof TransformError)) throw err;
@@ -110,7 +118,7 @@ export interface Matches {
 }
 
 /** Matches decoded events, in source order, and gathers each subscription's batch. */
-async function matchEvents(events: readonly DecodedEvent[], matcher: SubscriptionMatcher, opts: MatchOptions = {}): Promise<Matches> {
+async function matchEvents(events: readonly DecodedEvent[], matcher: SubscriptionMatcher, lookups: ReferenceLookups, opts: MatchOptions = {}): Promise<Matches> {
   const out: Matches = { byTenant: new Map(), matched: 0, budgetExceeded: 0, transformFailed: 0, deadLetters: [] };
   const hour = Math.floor(Date.now() / 3600_000);
   // a record for a tenant that does not exist can never be delivered: it is dead-lettered, not dropped
@@ -145,7 +153,8 @@ async function matchEvents(events: readonly DecodedEvent[], matcher: Subscriptio
       }
       if (!transform) addStreamEvent(entry.batch, stored);
       else {
-        const shaped = await transformed(event, transform, opts.replay);
+        // lookups bound to the subscription's tenant, which is the event's: no other tenant's records
+        const shaped = await transformed(event, transform, opts.replay, transform.looksUp ? lookups.readerFor(sub.tenant_id) : undefined);
         if ('json' in shaped) addStreamEvent(entry.batch, { ...stored, json: shaped.json });
         else {
           // set aside in the subscription's dead letters with the reason, never delivered untransformed
@@ -194,11 +203,12 @@ export function matchRecord(item: InboundEvent, input: { topic: string; decoding
 
 /**
  * The text route() appends for a matched record: the stored text, or what the subscription's transform makes of
- * the event; null when the transform fails on it (route() sets such an event aside, never appends it).
+ * the event; null when the transform fails on it (route() sets such an event aside, never appends it). Its lookups
+ * read the tenant's reference records through `references`, as they are now.
  */
-export async function appendedText({ item, event, match }: MatchedRecord, replay?: string): Promise<string | null> {
+export async function appendedText({ item, event, match }: MatchedRecord, replay?: string, references?: ReferenceReader): Promise<string | null> {
   if (!match.transform) return storedText(event, item.json ?? JSON.stringify(event), replay);
-  const shaped = await transformed(event, match.transform, replay);
+  const shaped = await transformed(event, match.transform, replay, references);
   return 'json' in shaped ? shaped.json : null;
 }
 
@@ -206,10 +216,12 @@ export async function appendedText({ item, event, match }: MatchedRecord, replay
  * The events one subscription gets from `records` (one partition's, in offset order), decoded, matched and
  * stored as route() does, without appending them: the cold tier derives runs of a subscription's entries again
  * with it. Records that do not decode, events its filters could not judge within the budget and events its
- * transform fails on give nothing, as in route() (which dead-letters or sets them aside).
+ * transform fails on give nothing, as in route() (which dead-letters or sets them aside). A transform's lookups read
+ * the tenant's reference records as they are now (`references`), not as they were when route() appended the event.
  */
 export async function deriveEvents(
-  records: Iterable<InboundEvent>, input: { topic: string; decoding: SourceDecoding; matcher: SubscriptionMatcher; tenantId: string; replay?: string },
+  records: Iterable<InboundEvent>,
+  input: { topic: string; decoding: SourceDecoding; matcher: SubscriptionMatcher; tenantId: string; replay?: string; references?: ReferenceReader },
 ): Promise<DerivedEvent[]> {
   const out: DerivedEvent[] = [];
   for (const { item, event } of decodeRecords(records, input.topic, input.decoding).events) {
@@ -217,7 +229,7 @@ export async function deriveEvents(
     const [match] = input.matcher.match(input.tenantId, event);
     if (!match) continue;
     // as route() stores it; an event its transform fails on again was set aside then, not appended
-    const json = await appendedText({ item, event, match }, input.replay);
+    const json = await appendedText({ item, event, match }, input.replay, input.references);
     if (json !== null) out.push({ offset: item.position?.offset ?? '', type: event.type, json });
   }
   return out;
@@ -277,6 +289,8 @@ export interface BufferLimits {
 export interface RouteCoreOptions extends BufferLimits {
   redis: PioneerRedis;
   decoding: SourceDecoding;
+  /** where transforms look reference records up; default: a cache of REFERENCE_CACHE_MS over `redis` */
+  lookups?: ReferenceLookups;
 }
 
 export interface RouteInput extends MatchOptions {
@@ -302,11 +316,11 @@ export interface RouteCore {
 }
 
 export function createRouteCore(opts: RouteCoreOptions): RouteCore {
-  const { redis, decoding, ...limits } = opts;
+  const { redis, decoding, lookups = createReferenceLookups({ redis }), ...limits } = opts;
   return {
     async route({ topic, partition, records, matcher, ...matchOpts }) {
       const decoded = decodeRecords(records, topic, decoding);
-      const matches = await matchEvents(decoded.events, matcher, matchOpts);
+      const matches = await matchEvents(decoded.events, matcher, lookups, matchOpts);
       // one position field per batch: every record of a batch comes from the same partition, or none has one
       const field = records[0]?.position ? positionField(topic, partition) : '';
       const totals = matches.byTenant.size > 0 ? await appendMatches(redis, matches.byTenant, { field, ...limits }) : { added: 0, skipped: 0, deleted: [], unreplicated: 0 };

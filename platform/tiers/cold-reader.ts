@@ -12,7 +12,9 @@
  * A subscription changed since: a run is derived with the spec it was matched with (the subscription store
  * keeps every spec a subscription had), not today's, so a reader gets what was appended. A run that derives
  * to a different number of events than its mark says (a decoding setting changed since) is served as far as it
- * goes, never with ids of the next run, and counted in pioneer_cold_runs_mismatched_total.
+ * goes, never with ids of the next run, and counted in pioneer_cold_runs_mismatched_total. A transform that looks
+ * reference records up (`$lookup`) reads them as they are now, not as they were when the route appended the event:
+ * a record changed since changes the event derived again (docs/transforms.md).
  *
  * A reader that goes cold holds one ColdSource (a Kafka consumer) until it is back in the hot window or closed;
  * an instance holds at most `maxSources` at once, and a reader past that answers ColdReadsBusyError (503).
@@ -28,6 +30,7 @@ import {
   assertCursor, compareIds, lastIdOf, marksAfter, oldestResumable, readHotPage, runIds, tiers, type Mark, type StreamEntry,
 } from '../redis/streams.ts';
 import { deriveEvents, type DerivedEvent } from '../routing/route-core.ts';
+import { createReferenceLookups } from '../reference/lookups.ts';
 import { compileSubscription, matcherOf, type SubscriptionMatcher } from '../store/subscription-index.ts';
 import type { SubscriptionStore } from '../store/subscriptions.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -119,6 +122,8 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
   const mismatched = counter(metrics, 'pioneer_cold_runs_mismatched_total', 'Runs that derived to a different number of events than their mark says');
   const stepSeconds = histogram(metrics, 'pioneer_cold_read_step_seconds', 'Time to derive one chunk of cold events', [], [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
   const lag = new Map<TieredReader, number>();
+  // a transform's lookups read the reference records as they are now, not as they were when the route appended
+  const lookups = createReferenceLookups({ redis });
   const report = () => {
     inProgress.set(open.size);
     behind.set(lag.size === 0 ? 0 : Math.max(...lag.values()));
@@ -166,6 +171,7 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
     reader({ tenantId, subId }) {
       let source: ColdSource | null = null;
       const matcherOfSpec = matcherCache(tenantId, subId);
+      const references = lookups.readerFor(tenantId);
       /** entries derived ahead of the caller, and the cursor they follow */
       let ahead: StreamEntry[] = [];
       let aheadAfter: string | null = null;
@@ -345,7 +351,7 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
             { key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp },
             { topic: range.topic, partition: range.partition, offset: m.offset },
           );
-          results.get(run)!.push(deriveEvents([record], { topic: range.topic, decoding, matcher: matcher.matcher, tenantId, replay: run.replay || undefined }));
+          results.get(run)!.push(deriveEvents([record], { topic: range.topic, decoding, matcher: matcher.matcher, tenantId, references, replay: run.replay || undefined }));
         };
         source ??= await takeSource();
         try {

@@ -367,7 +367,10 @@ function knativeProblems(docs: Doc[], triggers: Record<string, Trigger | null>):
     if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(obj.metadata?.name ?? '')) out.push(`${where}: metadata.name is not a DNS-1123 name`);
     if (!obj.metadata?.labels?.['strimzi.io/cluster']) out.push(`${where}: no strimzi.io/cluster label`);
     const retention = Number(obj.spec?.config?.['retention.ms']);
-    if (!(retention >= MIN_RETENTION_MS)) out.push(`${where}: retention.ms ${obj.spec?.config?.['retention.ms']} is under ${MIN_RETENTION_MS} (72 h outage + 24 h replay)`);
+    // a compacted topic (a reference table) keeps each key's latest record whatever its age: retention does not apply
+    const compacted = obj.spec?.config?.['cleanup.policy'] === 'compact';
+    if (!compacted && !(retention >= MIN_RETENTION_MS)) out.push(`${where}: retention.ms ${obj.spec?.config?.['retention.ms']} is under ${MIN_RETENTION_MS} (72 h outage + 24 h replay)`);
+    if (triggers['reference']?.topics.includes(obj.spec?.topicName) && !compacted) out.push(`${where}: a reference table's topic must be compacted (cleanup.policy: compact)`);
     if (!Number.isInteger(obj.spec?.partitions) || obj.spec.partitions < 1) out.push(`${where}: partitions must be a positive integer`);
   }
   const ingestTopic = config['PIONEER_INGEST_TOPIC'];
@@ -601,7 +604,7 @@ describe('the manifests as they are', () => {
     assert.deepEqual(services, Object.keys(FUNCTIONS).sort());
     const triggered = Object.entries(triggers.knative).filter(([, t]) => t !== null).map(([name]) => name).sort();
     assert.deepEqual(ofKind(knative, 'KafkaSource').map((d) => d.obj.spec.sink.ref.name).sort(), triggered);
-    assert.deepEqual(ofKind(knative, 'KafkaTopic').map((d) => d.obj.spec.topicName).sort(), ['pioneer.dead-letter', 'pioneer.events']);
+    assert.deepEqual(ofKind(knative, 'KafkaTopic').map((d) => d.obj.spec.topicName).sort(), ['pioneer.dead-letter', 'pioneer.events', 'pioneer.reference.accounts']);
     assert.deepEqual(knativeProblems(knative, triggers.knative), []);
   });
 
