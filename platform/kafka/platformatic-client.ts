@@ -148,7 +148,9 @@ function groupConsumer(s: PlatformaticSettings, opts: GroupConsumerOptions, maxQ
           {
             isActive: active,
             async commit(next) {
-              if (!active()) return; // another member has the partition now: it reads from the committed offset
+              // a batch finished while stopping is committed still; after a rebalance another member has the
+              // partition and reads it from the committed offset
+              if (mine !== generation) return;
               await consumer.commit({ offsets: [{ topic: lane.topic, partition: lane.partition, offset: BigInt(next), leaderEpoch: -1 }] });
             },
             seek(offset) {
