@@ -45,6 +45,7 @@ import { positionField } from '../../platform/redis/keys.ts';
 import { compareIds, snapshot } from '../../platform/redis/streams.ts';
 import { readRoutePositions } from '../../platform/routing/positions.ts';
 import { appendedText, matchRecord, type MatchedRecord } from '../../platform/routing/route-core.ts';
+import { createReferenceLookups } from '../../platform/reference/lookups.ts';
 import { decodeKafkaRecord, headersToStrings } from '../../platform/events/kafka-binding.ts';
 import type { SourceDecoding } from '../../platform/events/route-decoding.ts';
 import { createColdSource, RangeGoneError, type ColdSource, type PartitionRange } from '../../platform/tiers/cold-source.ts';
@@ -200,6 +201,8 @@ export function createSnapshotter(opts: SnapshotterOptions) {
     const progress = record.progress!;
     const sub = await settled(first, stopped);
     const matcher = matcherOf([compileSubscription(sub)]);
+    // a transform's reference lookups read the tenant's records as they are now (docs/transforms.md)
+    const references = createReferenceLookups({ redis }).readerFor(tenantId);
     const readTopics = stateTopic === null ? topics : [stateTopic];
     const types = stateTopic === null ? new Set(opts.snapshotTypes) : null;
 
@@ -334,7 +337,7 @@ export function createSnapshotter(opts: SnapshotterOptions) {
         for (const kept of partitions) {
           let out = '';
           for (const entry of kept.values()) {
-            const text = entry.text ?? (await appendedText(entry.matched!));
+            const text = entry.text ?? (await appendedText(entry.matched!, undefined, references));
             if (text === null) {
               setAside++;
               continue;

@@ -4,7 +4,8 @@
  * events through `$lookup('accounts', accountId)`; an update and a delete reach later events within seconds; a
  * tenant's lookups see its own records only, and a record keyed with another tenant's id is refused, leaving
  * that tenant's record as it was; records past their bounds are dead-lettered with the reason, and a table name
- * that cannot be one is refused at creation with a 400 naming `transform`.
+ * that cannot be one is refused at creation with a 400 naming `transform`; events read again from the cold tier are
+ * derived with the records as they are then.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import {
 } from '../support/helpers.ts';
 import { countReferences, readReference } from '../../platform/reference/store.ts';
 import type { PioneerRedis } from '../../platform/redis/client.ts';
+import { keys } from '../../platform/redis/keys.ts';
 
 const topic = randomName('lookups');
 const accounts = randomName('reference-accounts');
@@ -196,5 +198,43 @@ test('reference records past their bounds are dead-lettered with the reason; a t
     assert.ok(refused && Number(refused.split(' ').pop()) >= 1, 'pioneer_reference_refused_total counts the refused record');
   } finally {
     r.disconnect();
+  }
+});
+
+test('events read again from the cold tier are derived with the reference records as they are now', async () => {
+  const source = randomName('lookups-cold');
+  await createTopic(source, 1);
+  // a platform whose hot window is one second: older events come back from Kafka through the transform again
+  const cold = await startPlatform(['subscriptions', 'route', 'gateway'], { ...routeEnv(source), PIONEER_STREAM_HOT_SECONDS: '1' });
+  const r = redisClient() as unknown as PioneerRedis;
+  try {
+    const t = await createTenant(cold.url('subscriptions'), cold.adminKey);
+    const created = await api(cold.url('subscriptions'), t.key, 'POST', '/v1/subscriptions', { types: ['payment.sent'], transform: ENRICH });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const sub = created.body.id as string;
+    const read = async () => (await api(cold.url('gateway'), t.key, 'GET', `/v1/subscriptions/${sub}/events?after=0-0&limit=100`)).body.data.map((d: any) => d.event.data);
+    await produce(accounts, [account(t.id, 'acc-1', { holder: 'Ann Smith', segment: 'retail' })]);
+    await stored(t.id, 'acc-1', { holder: 'Ann Smith', segment: 'retail' });
+    await sleep(300);
+    await produce(source, [payment(t.id, 'acc-1', 1), payment(t.id, 'acc-1', 2)]);
+    const hot = await waitFor(async () => {
+      const d = await read();
+      return d.length === 2 ? d : null;
+    });
+    assert.deepEqual(hot, [1, 2].map((amount) => ({ amount, holder: 'Ann Smith', segment: 'retail' })));
+    await produce(accounts, [account(t.id, 'acc-1', { holder: 'Ann Jones', segment: 'private' })]);
+    await stored(t.id, 'acc-1', { holder: 'Ann Jones', segment: 'private' });
+    // past the hot window, one more event trims the first two from Redis
+    await sleep(1500);
+    await produce(source, [payment(t.id, 'acc-1', 3)]);
+    await waitFor(async () => (await r.xlen(keys.stream(t.id, sub))) === 1, { message: 'the first events trimmed' });
+    const again = await waitFor(async () => {
+      const d = await read();
+      return d.length === 3 ? d : null;
+    });
+    assert.deepEqual(again, [1, 2, 3].map((amount) => ({ amount, holder: 'Ann Jones', segment: 'private' })), 'derived again with the record as it is now');
+  } finally {
+    r.disconnect();
+    await cold.stop();
   }
 });
