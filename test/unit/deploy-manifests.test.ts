@@ -718,8 +718,10 @@ describe('the checks catch broken manifests', () => {
     matches(knativeWith((d) => { service(d, 'export').spec.template.spec.containers[0].volumeMounts = []; }), /PIONEER_EXPORT_DIR \/var\/lib\/pioneer\/exports is on no mounted volume/);
     matches(knativeWith((d) => { d.splice(d.findIndex((x) => x.obj.kind === 'PersistentVolumeClaim'), 1); }), /claims pioneer-exports, which knative\/ does not define/);
   });
-  test('knative: a topic without enough retention, or missing', () => {
+  test('knative: a topic without enough retention, or missing; a reference table not compacted', () => {
     matches(knativeWith((d) => { ofKind(d, 'KafkaTopic')[0]!.obj.spec.config['retention.ms'] = '86400000'; }), /retention\.ms 86400000 is under/);
+    const table = (d: Doc[]) => ofKind(d, 'KafkaTopic').find((x) => x.obj.spec.topicName === 'pioneer.reference.accounts')!.obj.spec.config;
+    matches(knativeWith((d) => { table(d)['cleanup.policy'] = 'delete'; table(d)['retention.ms'] = '604800000'; }), /a reference table's topic must be compacted/);
     matches(knativeWith((d) => { d.splice(d.findIndex((x) => x.obj.kind === 'KafkaTopic' && x.obj.spec.topicName === 'pioneer.dead-letter'), 1); }), /topic pioneer\.dead-letter is used by the functions but not defined/);
   });
 
