@@ -809,12 +809,14 @@ describe('the image', () => {
 });
 
 describe('scripts/create-topics.sh', () => {
-  test('creates both topics with 7 days of retention, and on a second run raises partitions and keeps them', async () => {
+  test('creates both topics with 7 days of retention and the reference topics compacted, and on a second run raises partitions and keeps them', async () => {
     const src = randomName('deploy-src');
     const dl = randomName('deploy-dl');
-    const args = ['--bootstrap-server', deps().brokers, '--source-topic', src, '--dead-letter-topic', dl, '--replication-factor', '1'];
+    const ref = randomName('deploy-ref');
+    const args = ['--bootstrap-server', deps().brokers, '--source-topic', src, '--dead-letter-topic', dl, '--reference-topics', ref, '--replication-factor', '1'];
     const first = await run('bash', ['scripts/create-topics.sh', ...args, '--partitions', '3', '--dead-letter-partitions', '1'], { cwd: ROOT });
     assert.match(first.stdout, new RegExp(`created ${src}: 3 partitions, replication 1, retention.ms 604800000`));
+    assert.match(first.stdout, new RegExp(`created ${ref}: 3 partitions, replication 1, compacted`));
     const second = await run('bash', ['scripts/create-topics.sh', ...args, '--partitions', '4', '--dead-letter-partitions', '1'], { cwd: ROOT });
     assert.match(second.stdout, new RegExp(`updated ${src}: partitions raised from 3 to 4`));
     const admin = kafkaClient().admin();
@@ -824,6 +826,8 @@ describe('scripts/create-topics.sh', () => {
       assert.deepEqual(meta.topics.map((t) => [t.name, t.partitions.length]).sort(), [[dl, 1], [src, 4]].sort());
       const configs = await admin.describeConfigs({ includeSynonyms: false, resources: [src, dl].map((name) => ({ type: 2, name, configNames: ['retention.ms'] })) });
       for (const r of configs.resources) assert.equal(r.configEntries.find((e) => e.configName === 'retention.ms')?.configValue, '604800000', r.resourceName);
+      const table = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: ref, configNames: ['cleanup.policy'] }] });
+      assert.equal(table.resources[0]!.configEntries.find((e) => e.configName === 'cleanup.policy')?.configValue, 'compact');
     } finally {
       await admin.disconnect();
     }
