@@ -112,7 +112,17 @@ function groupConsumer(s: PlatformaticSettings, opts: GroupConsumerOptions, maxQ
     for (const [k, v] of m.headers) headers[k.toString()] = v;
     lane.queue.push({ offset: String(offset), key: m.key ?? null, value: m.value ?? null, headers, timestamp: String(m.timestamp) });
     if (++queued >= maxQueued) stream?.pause();
-    schedule(lane);
+    // the stream hands a fetch's records over one after another in one go: the lanes are started after the last
+    // one, so that a partition's batch is all its records of the fetch rather than its first one alone
+    filled.add(lane);
+    if (filled.size === 1) queueMicrotask(startFilled);
+  }
+
+  const filled = new Set<Lane>();
+  function startFilled() {
+    const lanesFilled = [...filled];
+    filled.clear();
+    for (const lane of lanesFilled) schedule(lane);
   }
 
   function schedule(lane: Lane) {
