@@ -4,6 +4,7 @@
  * than 72 h, then dead-lettering (docs/webhooks.md). Its API shows attempts and dead letters, replays dead
  * letters, and manages the endpoint (api.ts). Several instances share the endpoints through leases (lanes.ts).
  */
+import { createFlowCounter } from '../../platform/insights/flow.ts';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
@@ -65,9 +66,11 @@ export default defineFunction({
     const endpoints = createEndpointStore(redis, box);
     const owner = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
     const sender = createSender({ policy: urlPolicyOf(cfg), timeoutMs: cfg.PIONEER_DELIVER_TIMEOUT_MS });
+    const flow = createFlowCounter(redis, 'delivered');
     const pipeline = createDeliveryPipeline({
       endpoints,
       sender,
+      flow,
       log: log.child({ component: 'delivery' }),
       cfg: {
         schedule: cfg.PIONEER_DELIVER_RETRY_SCHEDULE,
@@ -131,6 +134,7 @@ export default defineFunction({
         await scheduler.stop();
         await tiered.close();
         sender.close();
+        await flow.close();
         await redis.quit().catch(() => redis.disconnect());
       },
     };

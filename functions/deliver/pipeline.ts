@@ -7,6 +7,7 @@
  */
 import { newId } from '../../platform/ids.ts';
 import type { Logger } from '../../platform/telemetry/logger.ts';
+import type { FlowCounter } from '../../platform/insights/flow.ts';
 import type { Counter, Histogram } from '../../platform/telemetry/metrics.ts';
 import { signHeaders, webhookIdOf } from '../../platform/webhooks/signing.ts';
 import { signingSecrets, type AttemptRecord, type EndpointRecord, type EndpointStore } from '../../platform/webhooks/endpoints.ts';
@@ -75,9 +76,11 @@ export function createDeliveryPipeline(deps: {
   cfg: PipelineConfig;
   metrics: PipelineMetrics;
   log: Logger;
+  /** counts what is delivered per tenant, type and minute */
+  flow?: FlowCounter;
   random?: () => number;
 }) {
-  const { endpoints, sender, cfg, metrics, log, random = Math.random } = deps;
+  const { endpoints, sender, cfg, metrics, log, flow, random = Math.random } = deps;
 
   /** prepare: counts the attempt (before sending: a crash mid-attempt still counts) and signs the body. */
   async function prepare(lane: Lane, ep: EndpointRecord, head: HeadEvent): Promise<Prepared | 'lost' | 'disabled'> {
@@ -138,6 +141,7 @@ export function createDeliveryPipeline(deps: {
       }
     }
     if (res === 'lost') return 'lost';
+    if (outcome === 'delivered') flow?.add(p.lane.tenantId, p.head.type);
     // moved: the head was reset meanwhile (enabled, replayed); the next step reads the endpoint again
     return outcome;
   }

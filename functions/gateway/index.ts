@@ -19,6 +19,7 @@ import { createRedis, redisReachable } from '../../platform/redis/client.ts';
 import { releaseSseSlot, renewSseSlot, takeSseSlot } from '../../platform/redis/sse-slots.ts';
 import { createStreamReaders } from '../../platform/redis/stream-readers.ts';
 import { assertCursor, bufferStats, cursorBeforeTime, cursorTime, isCursor, isHot, streamKey, tiers, toEntries, type StreamEntry, type Tiers } from '../../platform/redis/streams.ts';
+import { createFlowCounter } from '../../platform/insights/flow.ts';
 import { createTenantStore } from '../../platform/store/tenants.ts';
 import { createSubscriptionStore, type Subscription } from '../../platform/store/subscriptions.ts';
 import { authenticate, type TenantContext } from '../../platform/auth/authenticate.ts';
@@ -87,6 +88,12 @@ export default defineFunction({
     const tiered = tieredStreamsFor(cfg, { redis, kafka, store: subs, log, metrics, user: 'gateway' });
     const open = gauge(metrics, 'pioneer_gateway_sse_connections', 'Open SSE connections');
     const sent = counter(metrics, 'pioneer_gateway_events_sent_total', 'Events sent to clients', ['mode']);
+    const flow = createFlowCounter(redis, 'delivered');
+    /** counts entries sent to a tenant's client: the metric by mode, the tenant's flow by type */
+    const delivered = (tenantId: string, mode: 'json' | 'sse', entries: readonly StreamEntry[]) => {
+      sent.inc({ mode }, entries.length);
+      for (const e of entries) flow.add(tenantId, e.type);
+    };
     const streams = new Set<() => void>();
     let closing = false;
 
@@ -144,7 +151,7 @@ export default defineFunction({
       }
       if (reader.cold && entries.length > 0) tiered.park(parkKey(entries[entries.length - 1]!.cursor), reader);
       else await reader.close();
-      sent.inc({ mode: 'json' }, entries.length);
+      delivered(t.tenantId, 'json', entries);
       const body =
         `{"data":[${entries.map((e) => `{"cursor":"${e.cursor}","event":${e.event}}`).join(',')}],` +
         `"next_cursor":${JSON.stringify(entries.length ? entries[entries.length - 1]!.cursor : cursor)},"has_more":${hasMore}}`;
@@ -224,7 +231,7 @@ export default defineFunction({
             controllerRef = controller;
             controller.enqueue(encoder.encode(`retry: ${cfg.PIONEER_SSE_RETRY_MS}\n: connected to ${sub.id}\n\n`));
             if (first.length > 0) {
-              sent.inc({ mode: 'sse' }, first.length);
+              delivered(t.tenantId, 'sse', first);
               controller.enqueue(encoder.encode(formatSse(first)));
             }
           },
@@ -239,7 +246,7 @@ export default defineFunction({
                 if (!cold) catchingUp = false;
                 if (entries.length > 0) {
                   cursor = entries[entries.length - 1]!.cursor;
-                  sent.inc({ mode: 'sse' }, entries.length);
+                  delivered(t.tenantId, 'sse', entries);
                   controller.enqueue(encoder.encode(formatSse(entries)));
                   return;
                 }
@@ -267,7 +274,7 @@ export default defineFunction({
               }
               const entries = toEntries(raw);
               cursor = entries[entries.length - 1]!.cursor;
-              sent.inc({ mode: 'sse' }, entries.length);
+              delivered(t.tenantId, 'sse', entries);
               controller.enqueue(encoder.encode(formatSse(entries)));
             } catch (err) {
               if (done) return;
@@ -314,6 +321,7 @@ export default defineFunction({
         drain();
         readers.close();
         await tiered.close();
+        await flow.close();
         await redis.quit().catch(() => redis.disconnect());
       },
     };

@@ -15,6 +15,7 @@ import type { PioneerRedis } from '../../platform/redis/client.ts';
 import { bucketStart, cover, seriesIntervals, UncoverableRange, WIDTH_MS, type Retention } from '../../platform/insights/buckets.ts';
 import { MAX_CAMPAIGN_ID } from '../../platform/insights/events.ts';
 import { campaignSeen, METRICS, readFigures, readFlow, type Metric } from '../../platform/insights/store.ts';
+import { readStageFlow } from '../../platform/insights/flow.ts';
 
 /** The longest range a query may ask for. */
 export const MAX_RANGE_DAYS = 400;
@@ -133,7 +134,10 @@ export function registerInsightsApi(app: App, opts: InsightsApiOptions): void {
   app.get('/v1/insights/ads/:campaignId/:metric/:fromDate', requireTenant(READ_ROLES), pathForm);
   app.get('/v1/insights/ads/:campaignId/:metric/:fromDate/:endDate', requireTenant(READ_ROLES), pathForm);
 
-  /** The tenant's events per type and minute as they reached the source topics (default: the last hour). */
+  /**
+   * The tenant's events per type and minute as they reached the source topics, beside the entries the route
+   * appended to its subscriptions and those delivered in that minute (default: the last hour).
+   */
   app.get('/v1/insights/flow', requireTenant(READ_ROLES), async (c) => {
     const tenantId = requireCaller(c);
     const fields = { from: 'query:from', to: 'query:to' };
@@ -147,10 +151,17 @@ export function registerInsightsApi(app: App, opts: InsightsApiOptions): void {
     if (minutes > maxSeriesPoints) throw HttpError.badRequest(fields.to, `the range is at most ${maxSeriesPoints} minutes`);
     if (fromMs + retention.m + WIDTH_MS.m <= nowMs) throw HttpError.badRequest(fields.from, `minutes are kept for ${retention.m / 3_600_000} h`);
     const first = fromMs / WIDTH_MS.m;
-    const flows = await readFlow(redis, tenantId, Array.from({ length: minutes }, (_, i) => first + i));
+    const span = Array.from({ length: minutes }, (_, i) => first + i);
+    const [flows, routed, delivered] = await Promise.all([
+      readFlow(redis, tenantId, span), readStageFlow(redis, tenantId, 'routed', span), readStageFlow(redis, tenantId, 'delivered', span),
+    ]);
+    const sum = (types: Record<string, number>) => Object.values(types).reduce((a, b) => a + b, 0);
     return c.json({
       from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString(),
-      series: flows.map((types, i) => ({ start: new Date((first + i) * WIDTH_MS.m).toISOString(), events: Object.values(types).reduce((a, b) => a + b, 0), types })),
+      series: flows.map((types, i) => ({
+        start: new Date((first + i) * WIDTH_MS.m).toISOString(), events: sum(types), types,
+        routed: { events: sum(routed[i]!), types: routed[i]! }, delivered: { events: sum(delivered[i]!), types: delivered[i]! },
+      })),
     });
   });
 }

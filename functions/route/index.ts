@@ -35,6 +35,7 @@ import { decodeKafkaRecord, headersToStrings } from '../../platform/events/kafka
 import { readPartitionRange } from '../../platform/kafka/partition-range.ts';
 import { bufferLimitsOf, bufferSchema, decodingOf, sourceSchema } from '../../platform/config/source.ts';
 import { createRouteCore } from '../../platform/routing/route-core.ts';
+import { createFlowCounter } from '../../platform/insights/flow.ts';
 import { createReferenceLookups, REFERENCE_CACHE_MS } from '../../platform/reference/lookups.ts';
 
 const config = commonSchema.extend({
@@ -74,7 +75,8 @@ export default defineFunction({
     const batchSeconds = histogram(metrics, 'pioneer_route_batch_seconds', 'Time to route one partition batch');
     const lookedUp = counter(metrics, 'pioneer_route_lookups_total', "Reference lookups of subscriptions' transforms, by what answered them (cache or redis)", ['from']);
     const lookups = createReferenceLookups({ redis, ttlMs: cfg.PIONEER_REFERENCE_CACHE_MS, counted: (from) => lookedUp.inc({ from }) });
-    const core = createRouteCore({ redis, decoding: decodingOf(cfg), lookups, ...bufferLimitsOf(cfg) });
+    const flow = createFlowCounter(redis, 'routed');
+    const core = createRouteCore({ redis, decoding: decodingOf(cfg), lookups, flow, ...bufferLimitsOf(cfg) });
 
     /**
      * Kafka hands over `first` but Redis has no position for the partition although the partition has records
@@ -188,6 +190,7 @@ export default defineFunction({
       async close() {
         index.stop();
         await probe.close();
+        await flow.close();
         await producer.disconnect().catch(() => {});
         await redis.quit().catch(() => redis.disconnect());
       },

@@ -34,6 +34,7 @@ import type { PioneerRedis } from '../redis/client.ts';
 import { insightsKeys } from '../redis/keys.ts';
 import { positionField } from '../redis/keys.ts';
 import type { Bucket, Retention } from './buckets.ts';
+import { readCountHashes } from './flow.ts';
 
 export const METRICS = ['impressions', 'clicks', 'clickToBasket'] as const;
 export type Metric = (typeof METRICS)[number];
@@ -193,12 +194,6 @@ export async function readFigures(redis: PioneerRedis, tenantId: string, campaig
 }
 
 /** The tenant's events per type for each of `minutes` (ms / 60000), in order. */
-export async function readFlow(redis: PioneerRedis, tenantId: string, minutes: readonly number[]): Promise<Record<string, number>[]> {
-  const pipe = redis.pipeline();
-  for (const m of minutes) pipe.hgetall(insightsKeys.flow(tenantId, m));
-  const replies = (await pipe.exec()) ?? [];
-  return replies.map(([err, h]) => {
-    if (err) throw err;
-    return Object.fromEntries(Object.entries(h as Record<string, string>).map(([k, v]) => [k, Number(v)]));
-  });
+export function readFlow(redis: PioneerRedis, tenantId: string, minutes: readonly number[]): Promise<Record<string, number>[]> {
+  return readCountHashes(redis, minutes.map((m) => insightsKeys.flow(tenantId, m)));
 }

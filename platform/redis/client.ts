@@ -24,6 +24,8 @@ const SCRIPTS = [
   'take-lease-1', 'renew-lease-1', 'release-lease-1', 'take-slot-1', 'renew-slot-1',
   // insights (platform/insights/store.ts)
   'apply-insights-1', 'count-customers-1',
+  // flow counts of route, deliver and gateway (platform/insights/flow.ts)
+  'count-flow-1',
   // reference data (platform/reference/store.ts)
   'put-references-1',
 ] as const;
@@ -64,6 +66,8 @@ export interface PioneerRedis extends Redis {
   applyInsights(positions: string, ...args: string[]): Promise<[status: 1, recorded: number, attributed: number] | [status: -1]>;
   /** insights: platform/insights/store.ts calls it through readFigures */
   countCustomers(campaigns: string, ...args: string[]): Promise<number[]>;
+  /** flow counts: platform/insights/flow.ts calls it through its flush */
+  countFlow(flow: string, expiresAtMs: string, maxTypes: string, ...typeThenCount: string[]): Promise<number>;
 
   /** reference data: platform/reference/store.ts calls it through putReferences (the script documents the arguments) */
   putReferences(table: string, ...args: string[]): Promise<number[]>;

@@ -111,6 +111,9 @@ export const exportKeys = {
  *   {t:T}:ins:crt:<customer>         zset   the customer's recent cart.add events by event time
  *   {t:T}:ins:att:<customer>         zset   "<campaign>|<cart>" pairs already attributed, by cart time
  *   {t:T}:ins:flow:<minute>          hash   event type -> events of the tenant in that event-time minute
+ * flow counts of the later stages (owned by platform/insights/flow.ts; route, deliver and gateway write them):
+ *   {t:T}:ins:routed:<minute>        hash   event type -> entries the route appended to the tenant's streams
+ *   {t:T}:ins:delivered:<minute>     hash   event type -> entries delivered (webhooks answered 2xx, SSE, pages)
  */
 export const insightsKeys = {
   positions: (tenantId: string) => `{t:${tenantId}}:ins:pos`,
@@ -120,6 +123,7 @@ export const insightsKeys = {
   distinct: (tenantId: string, metric: string, res: string, n: number, campaignId: string) => `{t:${tenantId}}:ins:u:${metric}:${res}:${n}:${campaignId}`,
   events: (tenantId: string, metric: string, res: string, n: number, campaignId: string) => `{t:${tenantId}}:ins:n:${metric}:${res}:${n}:${campaignId}`,
   flow: (tenantId: string, minute: number) => `{t:${tenantId}}:ins:flow:${minute}`,
+  stageFlow: (tenantId: string, stage: 'routed' | 'delivered', minute: number) => `{t:${tenantId}}:ins:${stage}:${minute}`,
 };
 
 /*

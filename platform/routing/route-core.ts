@@ -19,7 +19,8 @@ import { oneLine, withMember } from '../events/event-text.ts';
 import { BUDGET_EXCEEDED_REASON } from '../filters/subscription-filter.ts';
 import { TransformError, type CompiledTransform } from '../transforms/transform.ts';
 import { createReferenceLookups, type ReferenceLookups, type ReferenceReader } from '../reference/lookups.ts';
-import { addStreamEvent, appendKeys, appendToStreams, waitForReplicas, type PioneerRedis, type StreamBatch } from '../redis/client.ts';
+import { addStreamEvent, appendKeys, appendToStreams, EVENT_VALUES, waitForReplicas, type PioneerRedis, type StreamBatch } from '../redis/client.ts';
+import type { FlowCounter } from '../insights/flow.ts';
 import { positionField } from '../redis/keys.ts';
 import type { IndexedSubscription, SubscriptionMatcher } from '../store/subscription-index.ts';
 import type { Subscription } from '../store/subscriptions.ts';
@@ -253,9 +254,10 @@ export const REPLICA_WAIT_MS = 1000;
  * the connection, never in one pipeline or transaction: a Cluster refuses one that spans slots). `field` is the batch's position field, "" when positions are unknown.
  * A failure rejects: the batch is retried whole, and what was appended already is skipped then.
  */
-async function appendMatches(redis: PioneerRedis, byTenant: Matches['byTenant'], target: { field: string } & BufferLimits): Promise<AppendTotals> {
+async function appendMatches(redis: PioneerRedis, byTenant: Matches['byTenant'], target: { field: string } & BufferLimits, flow?: FlowCounter): Promise<AppendTotals> {
   const now = Date.now();
   const to = { field: target.field, maxLen: target.maxLen, hotFromMs: now - target.hotMs, resumableFromMs: now - target.resumableMs };
+  const tenantIds = [...byTenant.keys()];
   const tenants = [...byTenant.values()].map((subs) => [...subs.values()]);
   const outcomes = await Promise.all(tenants.map((subs) => appendToStreams(redis, to, subs.map((s) => s.batch))));
   const totals: AppendTotals = { added: 0, skipped: 0, deleted: [], unreplicated: 0 };
@@ -266,6 +268,7 @@ async function appendMatches(redis: PioneerRedis, byTenant: Matches['byTenant'],
       if (r.deleted) totals.deleted.push(tenants[t]![i]!.subscriptionId);
       added += r.added;
       totals.skipped += r.skipped;
+      if (flow && r.added > 0) countRouted(flow, tenantIds[t]!, tenants[t]![i]!.batch, r.skipped);
     });
     totals.added += added;
     if (added > 0) written.push(tenants[t]![0]!.batch.keys[1]);
@@ -274,6 +277,15 @@ async function appendMatches(redis: PioneerRedis, byTenant: Matches['byTenant'],
   // a batch that only skipped what was appended before wrote nothing to wait for
   totals.unreplicated = await waitForReplicas(redis, written, REPLICA_WAIT_MS);
   return totals;
+}
+
+/**
+ * Counts the types of what a subscription's batch appended: re-deliveries skipped are the batch's first events
+ * (offsets at or before the subscription's position), events set aside by the transform are not appended.
+ */
+function countRouted(flow: FlowCounter, tenantId: string, batch: StreamBatch, skipped: number): void {
+  const ev = batch.events;
+  for (let j = skipped * EVENT_VALUES; j < ev.length; j += EVENT_VALUES) if (ev[j + 4] === '') flow.add(tenantId, ev[j + 2]!);
 }
 
 /** How much of a subscription's events Redis holds, and for how long its cursors resume (docs/operations.md). */
@@ -291,6 +303,8 @@ export interface RouteCoreOptions extends BufferLimits {
   decoding: SourceDecoding;
   /** where transforms look reference records up; default: a cache of REFERENCE_CACHE_MS over `redis` */
   lookups?: ReferenceLookups;
+  /** counts what is appended per tenant, type and minute (the route's; replays are not counted) */
+  flow?: FlowCounter;
 }
 
 export interface RouteInput extends MatchOptions {
@@ -316,14 +330,14 @@ export interface RouteCore {
 }
 
 export function createRouteCore(opts: RouteCoreOptions): RouteCore {
-  const { redis, decoding, lookups = createReferenceLookups({ redis }), ...limits } = opts;
+  const { redis, decoding, lookups = createReferenceLookups({ redis }), flow, ...limits } = opts;
   return {
     async route({ topic, partition, records, matcher, ...matchOpts }) {
       const decoded = decodeRecords(records, topic, decoding);
       const matches = await matchEvents(decoded.events, matcher, lookups, matchOpts);
       // one position field per batch: every record of a batch comes from the same partition, or none has one
       const field = records[0]?.position ? positionField(topic, partition) : '';
-      const totals = matches.byTenant.size > 0 ? await appendMatches(redis, matches.byTenant, { field, ...limits }) : { added: 0, skipped: 0, deleted: [], unreplicated: 0 };
+      const totals = matches.byTenant.size > 0 ? await appendMatches(redis, matches.byTenant, { field, ...limits }, flow) : { added: 0, skipped: 0, deleted: [], unreplicated: 0 };
       return { ...totals, deadLetters: [...decoded.deadLetters, ...matches.deadLetters], matched: matches.matched, budgetExceeded: matches.budgetExceeded, transformFailed: matches.transformFailed };
     },
   };
