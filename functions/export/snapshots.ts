@@ -41,7 +41,7 @@ import { HttpError } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
 import { activeSnapshotLease, exportLease, saveExport } from '../../platform/jobs/records.ts';
 import type { PioneerRedis } from '../../platform/redis/client.ts';
-import { positionField } from '../../platform/redis/keys.ts';
+import { positionField } from '../../platform/routing/positions.ts';
 import { compareIds, snapshot } from '../../platform/redis/streams.ts';
 import { readRoutePositions } from '../../platform/routing/positions.ts';
 import { appendedText, matchRecord, type MatchedRecord } from '../../platform/routing/route-core.ts';
