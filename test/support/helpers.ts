@@ -84,11 +84,27 @@ export async function createTopic(name: string, partitions = 4, brokers = deps()
   await ensureTopics(kafkaClient(brokers), [{ topic: name, numPartitions: partitions }]);
 }
 
+/**
+ * Produces `messages` to `topic`, in order. On a cluster a broker may not know a topic created a moment ago (the
+ * creation waited for the leaders as one broker saw them): a send refused for that is sent again, for up to 15 s.
+ */
 export async function produce(topic: string, messages: Message[], brokers = deps().brokers): Promise<void> {
   const producer = kafkaClient(brokers).producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true });
   await producer.connect();
   try {
-    for (let i = 0; i < messages.length; i += 1000) await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 1000) });
+    for (let i = 0; i < messages.length; i += 1000) {
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        try {
+          await producer.send({ topic, acks: -1, messages: messages.slice(i, i + 1000) });
+          break;
+        } catch (err) {
+          const type = (err as { type?: string }).type;
+          if ((type !== 'UNKNOWN_TOPIC_OR_PARTITION' && type !== 'LEADER_NOT_AVAILABLE') || Date.now() > deadline) throw err;
+          await sleep(200);
+        }
+      }
+    }
   } finally {
     await producer.disconnect();
   }
