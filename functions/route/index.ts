@@ -120,7 +120,9 @@ export default defineFunction({
       const timer = batchSeconds.startTimer();
       const at = { topic: batch.topic, partition: batch.partition };
       const first = batch.events[0]?.position?.offset;
-      let checkpoint = first === undefined ? null : await readRoutePosition(redis, at);
+      // the index catches up with every subscription change made before this batch was fetched, while the
+      // position is read: an event that reached the topic after a subscription's creation was answered matches it
+      let [checkpoint] = await Promise.all([first === undefined ? null : readRoutePosition(redis, at), index.current()]);
       let rewindTo: string | null = null;
       if (checkpoint !== null && first !== undefined && BigInt(checkpoint) < BigInt(first)) rewindTo = checkpoint;
       if (checkpoint === null && first !== undefined) {

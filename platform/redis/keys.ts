@@ -6,6 +6,7 @@
  *   pioneer:keyid:<key id>           string the sha256 of that key, so it can be revoked by id
  *   pioneer:tenants                  hash   tenant id -> tenant JSON
  *   pioneer:subscriptions:version    string counter bumped after every subscription change (instances poll it)
+ *   pioneer:subscriptions:changes    stream the last ~10,000 changes: n (the counter after the bump), t (the tenant)
  *   pioneer:route:pos                hash   "<topic>/<partition>" -> next source offset the route must process
  *
  * Tenant keys carry the hash tag {t:<tenant id>} so that a tenant's keys share one Redis Cluster slot:
@@ -35,6 +36,7 @@ export const keys = {
   apiKeyId: (keyId: string) => `${PLATFORM}:keyid:${keyId}`,
   tenants: () => `${PLATFORM}:tenants`,
   subscriptionsVersion: () => `${PLATFORM}:subscriptions:version`,
+  subscriptionChanges: () => `${PLATFORM}:subscriptions:changes`,
   routePositions: () => `${PLATFORM}:route:pos`,
 
   tenantTag: (tenantId: string) => `{t:${tenantId}}`,

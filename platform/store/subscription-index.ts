@@ -2,7 +2,9 @@
  * Every tenant's subscriptions, compiled, in memory: what the route matches each event against. The matching
  * itself (types, then source and filters) is `matcherOf`, which a replay builds over its one subscription.
  * It follows changes by polling pioneer:subscriptions:version (one GET per period, default 250 ms) and
- * reloading everything when it moved (and at least every 30 s), so every instance sees a change within a second.
+ * reloading everything when it moved (and at least every 30 s), so every instance sees a change within a second;
+ * the route also asks for it before each batch (`current`), so no event that reached the topic after a change
+ * was answered is matched without it.
  */
 import type { Logger } from '../telemetry/logger.ts';
 import { compileFilters, type FilterVerdict } from '../filters/subscription-filter.ts';
@@ -53,6 +55,12 @@ export interface SubscriptionIndex extends SubscriptionMatcher {
   start(): Promise<void>;
   /** Reloads when something changed (or always, with `force`). */
   refresh(force?: boolean): Promise<void>;
+  /**
+   * Resolves once the index holds every change made before the call: one read of the version counter when
+   * nothing changed, a reload when something did. The route calls it for every batch, after the batch was
+   * fetched, so a subscription whose creation was answered before an event reached the topic always sees it.
+   */
+  current(): Promise<void>;
   stop(): void;
   size(): number;
 }
@@ -115,35 +123,81 @@ export function createSubscriptionIndex(opts: { store: SubscriptionStore; log: L
   let known = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
 
-  function build(subs: Subscription[]): void {
-    const compiled: IndexedSubscription[] = [];
+  // each tenant's subscriptions, compiled: a change compiles the changed tenant's again, not everyone's
+  let byTenant = new Map<string, IndexedSubscription[]>();
+
+  function compiled(subs: Subscription[]): IndexedSubscription[] {
+    const out: IndexedSubscription[] = [];
     for (const sub of subs) {
       try {
-        compiled.push(compileSubscription(sub));
+        out.push(compileSubscription(sub));
       } catch (err) {
         log.error({ err, subscription: sub.id }, 'subscription filters do not compile; it matches nothing');
       }
     }
-    matcher = matcherOf(compiled);
-    count = subs.length;
+    return out;
+  }
+
+  function rebuild(): void {
+    const all = [...byTenant.values()].flat();
+    matcher = matcherOf(all);
+    count = all.length;
   }
 
   // one load at a time, so that an older load never replaces a newer one: a caller that needs a fresh load
   // (force) waits for the one running and then loads; any other caller shares the one running
   let running: Promise<void> | null = null;
+  // loads started so far, and the number of the one running: a load numbered above what a caller saw when it
+  // called read the version counter after the call
+  let started = 0;
+  let runningNo = 0;
+  function startLoad(force: boolean): Promise<void> {
+    runningNo = ++started;
+    running = load(force).finally(() => (running = null));
+    return running;
+  }
   async function refresh(force = false): Promise<void> {
     while (running) {
       if (!force) return running;
       await running.catch(() => {});
     }
-    running = load(force).finally(() => (running = null));
-    return running;
+    return startLoad(force);
+  }
+  async function current(): Promise<void> {
+    const seen = started;
+    for (;;) {
+      if (!running) return startLoad(false);
+      if (runningNo > seen) return running;
+      await running.catch(() => {});
+    }
   }
 
   async function load(force: boolean): Promise<void> {
+    const changes = force ? 'all' : await store.changesSince(mark);
+    if (changes === null) return;
+    if (changes !== 'all') {
+      const lists = await Promise.all(changes.tenants.map((t) => store.list(t)));
+      changes.tenants.forEach((t, i) => {
+        const subs = lists[i]!;
+        if (subs.length > 0) byTenant.set(t, compiled(subs));
+        else byTenant.delete(t);
+        known.add(t);
+      });
+      rebuild();
+      mark = changes.mark;
+      log.debug({ version: mark.version, tenants: changes.tenants.length }, 'subscription index: changed tenants reloaded');
+      return;
+    }
     const loaded = await store.reloadIfChanged(force ? null : mark);
     if (!loaded) return;
-    build(loaded.subs);
+    const next = new Map<string, Subscription[]>();
+    for (const sub of loaded.subs) {
+      const list = next.get(sub.tenant_id);
+      if (list) list.push(sub);
+      else next.set(sub.tenant_id, [sub]);
+    }
+    byTenant = new Map([...next].map(([t, subs]) => [t, compiled(subs)]));
+    rebuild();
     known = new Set(loaded.tenants);
     mark = loaded.mark;
     log.debug({ version: mark.version, subscriptions: loaded.subs.length }, 'subscription index reloaded');
@@ -167,6 +221,7 @@ export function createSubscriptionIndex(opts: { store: SubscriptionStore; log: L
       schedule();
     },
     refresh,
+    current,
     async unknownTenants(tenantIds) {
       const unknown = new Set<string>();
       for (const t of tenantIds) if (!known.has(t)) unknown.add(t);

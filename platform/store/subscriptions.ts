@@ -6,8 +6,10 @@
  *                             has had, written with the record, so that the cold tier derives events matched
  *                             with an older spec with that spec (platform/tiers/cold-reader.ts)
  * The set of tenants is pioneer:tenants (platform/store/tenants.ts), read here for the indexes.
- * and one platform key, pioneer:subscriptions:version, a counter bumped after every change so that the instances
- * that index every tenant's subscriptions (route, deliver) notice within their poll period.
+ * and two platform keys: pioneer:subscriptions:version, a counter bumped after every change so that the instances
+ * that index every tenant's subscriptions (route, deliver) notice, and pioneer:subscriptions:changes, a stream of
+ * the last CHANGES_KEPT changes (`n`: the counter's value after the bump, `t`: the tenant), so that an index
+ * reloads the changed tenants only: a change costs an index one tenant's reload, not everyone's.
  *
  * Every operation takes the caller's tenant and addresses only that tenant's keys, so another tenant's id can
  * neither be read nor changed: there is no key by bare id to reach it through. Creation checks the tenant's
@@ -44,11 +46,18 @@ export type SubscriptionInput = Omit<Subscription, 'id' | 'tenant_id' | 'created
 
 export type CreateResult = { created: Subscription } | { limitReached: number };
 
-/** The version counter's value at a load of every subscription, and when that load was. */
+/**
+ * The version counter's value at a load of every subscription, and when that load was; `changes`: the id of the
+ * newest entry of the change stream then (loads of changed tenants since move `version` and `changes` only).
+ */
 export interface LoadMark {
   version: string;
   at: number;
+  changes?: string;
 }
+
+/** What changed since a mark: the tenants to load again and the mark after them, or 'all' when it cannot tell. */
+export type Changes = { tenants: string[]; mark: LoadMark } | 'all' | null;
 
 /** Every tenant and every subscription, as loaded at `mark`. */
 export interface Directory {
@@ -76,11 +85,21 @@ export function matchingSpec(sub: Subscription): { digest: string; json: string 
 /** The indexes reload at least this often, whatever the version counter says. */
 const RELOAD_MAX_AGE_MS = 30_000;
 
+/** Changes kept in the change stream (about: trimmed with ~): an index further behind reloads everything. */
+const CHANGES_KEPT = 10_000;
+/** An index that missed more changes than this reloads everything rather than each changed tenant. */
+const CHANGES_READ = 1000;
+
 /** How many times a change is retried when another change lands between its read and its write. */
 const REPLACE_ATTEMPTS = 5;
 
 export function createSubscriptionStore(redis: PioneerRedis) {
-  const bump = () => redis.incr(keys.subscriptionsVersion());
+  // The counter, then the entry naming the tenant: not one step, so an index may read a counter whose entry is not
+  // written yet (or was lost in a crash); it then finds the entries short of the counter and reloads everything.
+  const bump = async (tenantId: string): Promise<void> => {
+    const n = await redis.incr(keys.subscriptionsVersion());
+    await redis.xadd(keys.subscriptionChanges(), 'MAXLEN', '~', String(CHANGES_KEPT), '*', 'n', String(n), 't', tenantId);
+  };
 
   async function read(tenantId: string, id: string): Promise<{ json: string; sub: Subscription } | null> {
     const json = await redis.get(keys.subscription(tenantId, id));
@@ -97,7 +116,7 @@ export function createSubscriptionStore(redis: PioneerRedis) {
         keys.tenantSubs(tenantId), keys.subscription(tenantId, sub.id), keys.specs(tenantId, sub.id), sub.id, JSON.stringify(sub), String(max), spec.digest, spec.json,
       );
       if (created !== 1) return { limitReached: max };
-      await bump();
+      await bump(tenantId);
       return { created: sub };
     },
 
@@ -132,7 +151,7 @@ export function createSubscriptionStore(redis: PioneerRedis) {
         const replaced = await redis.replaceSubscription(keys.subscription(tenantId, id), keys.specs(tenantId, id), current.json, JSON.stringify(next), spec.digest, spec.json);
         if (replaced === 0) return null;
         if (replaced === 1) {
-          await bump();
+          await bump(tenantId);
           return next;
         }
       }
@@ -151,7 +170,7 @@ export function createSubscriptionStore(redis: PioneerRedis) {
         .del(keys.stream(tenantId, id), keys.positions(tenantId, id), keys.marks(tenantId, id), keys.specs(tenantId, id), ...alsoDelete)
         .exec();
       const deleted = results?.[0]?.[1] === 1;
-      if (deleted) await bump();
+      if (deleted) await bump(tenantId);
       return deleted;
     },
 
@@ -176,12 +195,45 @@ export function createSubscriptionStore(redis: PioneerRedis) {
      * Null when neither.
      */
     async reloadIfChanged(seen: LoadMark | null, maxAgeMs = RELOAD_MAX_AGE_MS): Promise<Directory | null> {
+      // the change stream's newest entry before the counter: whatever changes after it is read again later
+      const newest = await redis.xrevrange(keys.subscriptionChanges(), '+', '-', 'COUNT', 1);
       const version = await this.version();
       const now = Date.now();
       if (seen && seen.version === version && now - seen.at < maxAgeMs) return null;
       const tenants = await redis.hkeys(keys.tenants());
       const subs = (await Promise.all(tenants.map((t) => this.list(t)))).flat();
-      return { mark: { version, at: now }, tenants, subs };
+      return { mark: { version, at: now, changes: newest[0]?.[0] ?? '0-0' }, tenants, subs };
+    },
+
+    /**
+     * The tenants whose subscriptions changed since `seen`, read from the change stream: null when nothing did,
+     * 'all' when the stream cannot tell (no entries were read yet, it was trimmed past them, or an entry of the
+     * counter's bumps is missing) or `maxAgeMs` passed since the last full load.
+     */
+    async changesSince(seen: LoadMark | null, maxAgeMs = RELOAD_MAX_AGE_MS): Promise<Changes> {
+      if (!seen?.changes || Date.now() - seen.at >= maxAgeMs) return 'all';
+      const [version, entries] = await Promise.all([
+        this.version(),
+        redis.xrange(keys.subscriptionChanges(), `(${seen.changes}`, '+', 'COUNT', CHANGES_READ + 1),
+      ]);
+      if (version === seen.version) return null;
+      const from = BigInt(seen.version);
+      const to = BigInt(version);
+      if (to < from || to - from > BigInt(CHANGES_READ)) return 'all';
+      const tenants = new Set<string>();
+      const numbers = new Set<bigint>();
+      let last = seen.changes;
+      for (const [id, fields] of entries) {
+        const f: Record<string, string> = {};
+        for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+        const n = BigInt(f['n'] ?? '0');
+        if (n > to) break; // bumped after the counter was read: read next time
+        last = id;
+        if (n > from && f['t']) (numbers.add(n), tenants.add(f['t']));
+      }
+      // every bump since the mark, each with its entry: otherwise a change could go unseen
+      if (BigInt(numbers.size) !== to - from) return 'all';
+      return { tenants: [...tenants], mark: { version, at: seen.at, changes: last } };
     },
 
     /** Which of `tenantIds` name tenants that exist (a tenant created since the last load is not indexed yet). */
