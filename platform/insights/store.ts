@@ -109,6 +109,7 @@ export async function applyTenantRecords(
   let recorded = 0;
   let attributed = 0;
   let watermark: number | null = null;
+  const calls: string[][] = [];
   for (let i = 0; i < records.length; i += size) {
     const part = records.slice(i, i + size);
     const last = part[part.length - 1]!;
@@ -129,14 +130,37 @@ export async function applyTenantRecords(
       args.push(minute, type, String(n));
     }
     for (const r of part) if (r.event) args.push(r.event.kind, String(r.event.timeMs), r.event.customerId, r.event.campaignId, r.event.ref);
-    const reply = await redis.applyInsights(insightsKeys.positions(tenantId), ...args);
-    if (reply[0] !== 1) return { applied: false };
-    recorded += Number(reply[1]);
-    attributed += Number(reply[2]);
+    calls.push(args);
     current = next;
   }
-  return { applied: true, recorded, attributed };
+  // Two chunks' calls are in flight at a time, in order on one connection, and Redis runs them in that order: each
+  // expects the position the one before moves to, so a chunk after a refused one is refused too, and Redis has the
+  // next chunk as soon as it finishes one. (More at once would only queue: a call waiting behind many could outlast
+  // the client's command timeout.)
+  const pending: ReturnType<PioneerRedis['applyInsights']>[] = [];
+  let refused = false;
+  let failure: unknown = null;
+  const settle = async (): Promise<void> => {
+    try {
+      const reply = await pending.shift()!;
+      if (reply[0] !== 1) refused = true;
+      else if (!refused) (recorded += Number(reply[1])), (attributed += Number(reply[2]));
+    } catch (err) {
+      failure ??= err;
+    }
+  };
+  for (const args of calls) {
+    if (pending.length >= IN_FLIGHT) await settle();
+    if (refused || failure) break;
+    pending.push(redis.applyInsights(insightsKeys.positions(tenantId), ...args));
+  }
+  while (pending.length > 0) await settle();
+  if (failure) throw failure;
+  return refused ? { applied: false } : { applied: true, recorded, attributed };
 }
+
+/** Apply calls of one tenant's partition batch in flight at once. */
+const IN_FLIGHT = 2;
 
 /** Which of `campaignIds` the tenant has seen, and how many it has in all. */
 export async function knownCampaigns(redis: PioneerRedis, tenantId: string, campaignIds: readonly string[]): Promise<{ known: Set<string>; count: number }> {
