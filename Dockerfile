@@ -2,9 +2,10 @@
 # One image for every Pioneer function. The function is chosen at run time:
 #   docker run -e PIONEER_FUNCTION=gateway -e PIONEER_REDIS_URL=redis://... IMAGE
 #   docker run IMAGE route                   (the name as the first argument works too)
-# It serves HTTP on $PORT (8080 unless set): the function's API, /healthz, /readyz, /metrics, and for a
-# Kafka-triggered function `POST /` for the CloudEvents its KafkaSource (Knative) or the kafka-connector
-# (OpenFaaS) posts. Knative and OpenFaaS deploy it as is (knative/, stack.yml; docs/operations.md).
+# It serves HTTP on $PORT (8080 unless set): the function's API (the subscriptions function's includes the
+# customer portal at /portal), /healthz, /readyz, /metrics, and for a Kafka-triggered function `POST /` for the
+# CloudEvents its KafkaSource (Knative) or the kafka-connector (OpenFaaS) posts. Knative and OpenFaaS deploy it
+# as is (knative/, stack.yml; docs/operations.md).
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
@@ -38,6 +39,10 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# the customer portal's page, modules and stylesheet, which the subscriptions function serves at /portal: its compiled
+# module (dist/functions/subscriptions/portal.js) reads them two levels up, as portal/ is from its source. Preact
+# and htm come from node_modules above (htm is a production dependency).
+COPY portal dist/portal
 COPY deploy/docker-entrypoint.sh /usr/local/bin/pioneer-entrypoint
 RUN chmod 0755 /usr/local/bin/pioneer-entrypoint
 # V8 sizes its heap from the machine, not the container, and grows it lazily: a function that may use 4 GB of

@@ -6,8 +6,8 @@
  * The routing table is derived from what each function's app registers (hono's `app.routes`), so it cannot
  * drift from the functions: a route two functions both register stops the host. A path no function serves is
  * answered 404 problem+json naming it. /healthz and /readyz report every hosted function; /metrics serves
- * every function's registry, each series once, told apart by its `function` label. /portal is the customer
- * portal, a page that calls this same API (adapters/local/portal.ts).
+ * every function's registry, each series once, told apart by its `function` label. /portal, the customer portal,
+ * is the subscriptions function's (functions/subscriptions/portal.ts) and reaches it as any of its paths does.
  */
 import { Hono } from 'hono';
 import type { Registry } from 'prom-client';
@@ -15,7 +15,6 @@ import { HttpError } from '../../platform/errors.ts';
 import { problemResponse } from '../../platform/http/app.ts';
 import { mergedMetrics } from '../../platform/telemetry/metrics.ts';
 import type { PioneerFunction } from '../../platform/runtime/contract.ts';
-import { mountPortal } from './portal.ts';
 
 export interface FrontDoorFunction {
   fn: PioneerFunction;
@@ -83,8 +82,6 @@ export function frontDoorApp(functions: Map<string, FrontDoorFunction>): Hono {
     const registries = [...functions.values()].map((f) => f.metrics);
     return c.body(await mergedMetrics(registries), 200, { 'content-type': registries[0]?.contentType ?? 'text/plain; version=0.0.4' });
   });
-  // the customer portal: a page and its assets, which call the API above on this same origin (adapters/local/portal.ts)
-  mountPortal(door);
   for (const route of frontDoorRoutes(functions)) {
     const { fn } = functions.get(route.function)!;
     // the function sees the request as sent: its path, headers, body stream and abort signal

@@ -1,5 +1,6 @@
 /**
- * The subscriptions function: tenants and API keys (admin), and each tenant's subscriptions.
+ * The subscriptions function: tenants and API keys (admin), and each tenant's subscriptions; and the customer
+ * portal at /portal, the page that calls this API on the same origin (./portal.ts, docs/portal.md).
  * The platform team's first admin key is the PIONEER_ADMIN_KEY secret, registered at start-up (docs/api-keys.md).
  */
 import { z } from 'zod';
@@ -20,6 +21,7 @@ import { createEndpointStore, endpointKeys } from '../../platform/webhooks/endpo
 import { assertSinkAllowed, urlPolicyEnv, urlPolicyOf } from '../../platform/webhooks/url-policy.ts';
 import { keyCreateSchema, subscriptionCreateSchema, subscriptionPatchSchema, tenantCreateSchema } from './schema.ts';
 import { mountSchemas } from './schemas.ts';
+import { mountPortal } from './portal.ts';
 
 const config = commonSchema.pick(REDIS_VARIABLES).extend({
   PIONEER_ADMIN_KEY: z
@@ -51,6 +53,7 @@ export default defineFunction({
     const app = createApp({ name: 'subscriptions', log, metrics, ready: async () => ({ redis: await redisReachable(redis) }) });
     app.use('/v1/*', authenticate(tenants));
     mountSchemas(app, redis);
+    mountPortal(app, log);
 
     app.post('/v1/tenants', async (c) => {
       requireAdmin(c.get('auth'));

@@ -11,24 +11,31 @@
  *   with enough retention;
  * - the Dockerfile copies what exists, installs production dependencies only and runs as non-root, and the
  *   image's build (tsconfig.build.json + Lua scripts) and entrypoint start a function for real;
+ * - the image carries the customer portal: portal/ where the compiled subscriptions function reads it, and the
+ *   packages it serves from node_modules among the production dependencies; the image's layout, made as the
+ *   Dockerfile makes it, serves /portal and every file of it;
  * - every metric the alerts and the dashboard use is exported by the code;
  * - one base URL for the API: the Ingresses of knative/ingress.yaml and openfaas-ingress.yaml route every operation
- *   of openapi.yaml to the function whose app serves it (learned by creating the functions), and to no other.
+ *   of openapi.yaml, and every path of the portal, to the function whose app serves it (learned by creating the
+ *   functions), and to no other.
  * Each check is also shown to fail on a broken copy of the manifests.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, posix, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { parse, parseAllDocuments } from 'yaml';
 import { Ajv } from 'ajv';
+import { Hono } from 'hono';
 import { Service } from '@kubernetes-models/knative/serving.knative.dev/v1/Service';
 import { containerHostSchema } from '../../adapters/http/start-function.ts';
 import { FUNCTIONS } from '../../functions/registry.ts';
+import { mountPortal, PORTAL_DIR, PORTAL_VENDOR } from '../../functions/subscriptions/portal.ts';
+import type { App } from '../../platform/http/app.ts';
 import { generateApiKey } from '../../platform/auth/api-keys.ts';
 import { createMetrics } from '../../platform/telemetry/metrics.ts';
 import { createLogger } from '../../platform/telemetry/logger.ts';
@@ -380,15 +387,72 @@ function knativeProblems(docs: Doc[], triggers: Record<string, Trigger | null>):
   return out;
 }
 
-function dockerfileProblems(dockerfile: string, dockerignore: string): string[] {
-  const out: string[] = [];
+interface Stage { name: string; lines: string[] }
+
+/** The Dockerfile's stages, each with its instructions (continuations joined, comments left out). */
+function dockerStages(dockerfile: string): Stage[] {
   const lines = dockerfile.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  const stages: { name: string; lines: string[] }[] = [];
+  const stages: Stage[] = [];
   for (const line of lines) {
     const from = line.match(/^FROM\s+\S+(?:\s+AS\s+(\S+))?/i);
     if (from) stages.push({ name: from[1] ?? String(stages.length), lines: [] });
     else stages.at(-1)?.lines.push(line);
   }
+  return stages;
+}
+
+interface ImageLayout {
+  /** The final stage's WORKDIR. */
+  workdir: string;
+  /** Where the final stage puts the build's compiled dist/. */
+  dist: string;
+  /** What the final stage copies from the build context: `src` (a repository path) becomes `dest` (an image path;
+   *  a directory's contents, or the file itself). */
+  copies: { src: string; dest: string }[];
+}
+
+/** Where the image's files come from, as the final stage of `dockerfile` lays them out. */
+function imageLayout(dockerfile: string): ImageLayout {
+  let workdir = '/';
+  let dist = '';
+  const copies: ImageLayout['copies'] = [];
+  for (const line of dockerStages(dockerfile).at(-1)?.lines ?? []) {
+    const wd = line.match(/^WORKDIR\s+(\S+)/i);
+    if (wd) workdir = posix.resolve(workdir, wd[1]!);
+    const copy = line.match(/^COPY\s+(.*)$/i);
+    if (!copy) continue;
+    const parts = copy[1]!.split(/\s+/).filter((p) => !p.startsWith('--'));
+    const target = parts.at(-1)!;
+    if (/--from=/.test(copy[1]!)) {
+      if (parts.length === 2 && /(^|\/)dist\/?$/.test(parts[0]!)) dist = posix.resolve(workdir, target);
+      continue;
+    }
+    for (const src of parts.slice(0, -1)) {
+      const repoPath = posix.normalize(src).replace(/\/$/, '');
+      const isFile = existsSync(join(ROOT, repoPath)) && statSync(join(ROOT, repoPath)).isFile();
+      const dest = posix.resolve(workdir, target);
+      copies.push({ src: repoPath, dest: isFile && target.endsWith('/') ? posix.join(dest, posix.basename(repoPath)) : dest });
+    }
+  }
+  return { workdir, dist, copies };
+}
+
+/** The .dockerignore pattern (Go's filepath.Match, with `**`) that leaves `path` or a folder above it out, if any. */
+function dockerignored(path: string, patterns: string[]): string | undefined {
+  const regex = (pattern: string) =>
+    new RegExp(`^${pattern.replace(/^\/+|\/+$/g, '').split(/(\*\*\/|\*\*|\*|\?)/).map((part) =>
+      part === '**/' ? '(?:.*/)?' : part === '**' ? '.*' : part === '*' ? '[^/]*' : part === '?' ? '[^/]' : part.replace(/[.+^${}()|[\]\\]/g, '\\$&'),
+    ).join('')}$`);
+  const segments = path.split('/');
+  const prefixes = segments.map((_, i) => segments.slice(0, i + 1).join('/'));
+  return patterns.find((p) => !p.startsWith('!') && prefixes.some((prefix) => regex(p).test(prefix)));
+}
+
+const packageJson = JSON.parse(read('package.json'));
+
+function dockerfileProblems(dockerfile: string, dockerignore: string, pkg: { dependencies?: Record<string, string> } = packageJson): string[] {
+  const out: string[] = [];
+  const stages = dockerStages(dockerfile);
   const final = stages.at(-1);
   if (!final || stages.length < 2) return ['Dockerfile: expected a multi-stage build'];
   const ignored = dockerignore.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
@@ -420,6 +484,25 @@ function dockerfileProblems(dockerfile: string, dockerignore: string): string[] 
       // NAME=value pairs; a value may be quoted and hold '=' itself (NODE_OPTIONS="--max-old-space-size=128")
       for (const m of env[1]!.matchAll(/(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=(?:"(?:[^"\\]|\\.)*"|\S*)/g)) if (!HOST_VARS.has(m[1]!) && readers(m[1]!).length === 0) out.push(`Dockerfile: ENV ${m[1]} is read by no function`);
     }
+
+  // the customer portal: the compiled subscriptions function reads portal/ as many levels up from dist/ as its
+  // source does from the repository's root, and serves packages of node_modules, which has production ones only
+  const layout = imageLayout(dockerfile);
+  const portal = relative(ROOT, PORTAL_DIR);
+  if (!layout.dist) out.push('Dockerfile: the final stage copies no compiled dist/ from the build');
+  else {
+    const wanted = posix.join(layout.dist, portal);
+    if (!layout.copies.some((c) => c.src === portal && c.dest === wanted))
+      out.push(`Dockerfile: the image has no ${portal}/ at ${wanted}, where the compiled subscriptions function reads the portal's files (COPY ${portal} ${posix.relative(layout.workdir, wanted)} in the final stage)`);
+  }
+  for (const file of readdirSync(PORTAL_DIR)) {
+    const hit = dockerignored(`${portal}/${file}`, ignored);
+    if (hit) out.push(`Dockerfile: ${portal}/${file}, which the portal serves, is excluded by .dockerignore (${hit})`);
+  }
+  for (const { specifier } of Object.values(PORTAL_VENDOR)) {
+    const name = specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
+    if (!pkg.dependencies?.[name]) out.push(`Dockerfile: the portal serves ${specifier} from node_modules, but ${name} is not a production dependency of package.json: npm ci --omit=dev leaves it out of the image`);
+  }
   return out;
 }
 
@@ -475,18 +558,21 @@ function ingressRules(docs: Doc[], fnOf: (where: string, ingress: any, path: any
 /** An operation's path with its parameters filled in, as a client sends it. */
 const samplePath = (path: string) => path.replace(/\{type\}/g, 'com.example.payment.sent').replace(/\{[A-Za-z]+\}/g, 'sub_0a1b2c');
 
-/** Every operation of openapi.yaml must match exactly one rule (nginx matches regular expressions case-insensitively),
- *  and that rule must reach the function that serves it. */
+/** Paths every function answers itself, not routed from the base URL (`POST /` is a Kafka trigger's endpoint). */
+const OWN_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/']);
+
+/** What the functions serve besides the API of openapi.yaml: the customer portal's page and files
+ *  (`GET /portal/app.js` -> subscriptions), learned from the functions' routes like the API's. */
+const pageRoutes = () => [...servedRoutes].filter(([key]) => {
+  const path = key.split(' ')[1]!;
+  return !path.startsWith('/v1/') && !OWN_PATHS.has(path) && !path.includes('*');
+});
+
+/** Every operation of openapi.yaml and every page (the portal's paths) must match exactly one rule (nginx matches
+ *  regular expressions case-insensitively), and that rule must reach the function that serves it. */
 function routingProblems(name: string, rules: PathRule[]): string[] {
   const out: string[] = [];
-  for (const op of publicOperations()) {
-    const key = `${op.method.toUpperCase()} ${op.path}`;
-    const wanted = servedRoutes.get(key);
-    if (!wanted) {
-      out.push(`${name}: ${key} is served by no function`);
-      continue;
-    }
-    const sample = samplePath(op.path);
+  const reach = (key: string, sample: string, wanted: string) => {
     const matching = rules.filter((r) => {
       try {
         return new RegExp(`^${r.path}`, 'i').test(sample);
@@ -497,8 +583,18 @@ function routingProblems(name: string, rules: PathRule[]): string[] {
     if (matching.length === 0) out.push(`${name}: ${key} (${sample}) reaches no function, served by ${wanted}`);
     else if (matching.length > 1) out.push(`${name}: ${key} (${sample}) matches ${matching.length} rules: ${matching.map((r) => r.where).join('; ')}`);
     else if (matching[0]!.fn !== wanted) out.push(`${name}: ${key} (${sample}) reaches ${matching[0]!.fn}, served by ${wanted}`);
+  };
+  for (const op of publicOperations()) {
+    const key = `${op.method.toUpperCase()} ${op.path}`;
+    const wanted = servedRoutes.get(key);
+    if (!wanted) {
+      out.push(`${name}: ${key} is served by no function`);
+      continue;
+    }
+    reach(key, samplePath(op.path), wanted);
   }
-  for (const probe of ['/v1/nowhere', '/healthz', '/metrics'])
+  for (const [key, wanted] of pageRoutes()) reach(key, key.split(' ')[1]!, wanted);
+  for (const probe of ['/v1/nowhere', '/healthz', '/metrics', '/portals'])
     for (const r of rules) if (new RegExp(`^${r.path}`, 'i').test(probe)) out.push(`${name}: ${probe}, which no function serves in the API, reaches ${r.fn} (${r.where})`);
   return out;
 }
@@ -608,12 +704,16 @@ describe('the manifests as they are', () => {
     assert.deepEqual(knativeProblems(knative, triggers.knative), []);
   });
 
-  test('the Dockerfile copies files that exist, installs production dependencies only and runs as non-root', () => {
+  test('the Dockerfile copies files that exist, installs production dependencies only, carries the portal and runs as non-root', () => {
+    assert.deepEqual(imageLayout(dockerfile).dist, '/app/dist', 'sanity: the compiled code\'s place in the image was found');
     assert.deepEqual(dockerfileProblems(dockerfile, dockerignore), []);
   });
 
-  test('one base URL: the Ingresses route every operation of openapi.yaml to the function that serves it', () => {
+  test('one base URL: the Ingresses route every operation of openapi.yaml and every path of the portal to the function that serves it', () => {
     assert.ok(servedRoutes.size > 10, 'sanity: the functions\' routes were learned');
+    const pages = Object.fromEntries(pageRoutes());
+    for (const path of ['/portal', '/portal/', '/portal/index.html', '/portal/app.js', '/portal/style.css', '/portal/vendor/preact-htm.js'])
+      assert.equal(pages[`GET ${path}`], 'subscriptions', `the subscriptions function serves ${path}`);
     assert.deepEqual(knativeIngressProblems(knative), []);
     assert.deepEqual(openfaasIngressProblems(openfaasIngress), []);
   });
@@ -747,6 +847,35 @@ describe('the checks catch broken manifests', () => {
     matches(openfaasWith((d) => { ingress(d, 'gateway').metadata.annotations['nginx.ingress.kubernetes.io/rewrite-target'] = '/function/gateway'; }), /rewrite-target \/function\/gateway is not/);
     matches(openfaasWith((d) => { ingress(d, 'gateway').spec.rules[0].http.paths[0].path = '(/v1/subscriptions/[^/]+/events)$'; }), /not an absolute path/);
   });
+  test('Ingress: the portal not routed, routed to another function, or only its page', () => {
+    const ingress = (docs: Doc[], fn: string) => ofKind(docs, 'Ingress').find((d) => d.obj.metadata.name === `pioneer-api-${fn}`)!.obj;
+    const portalRule = (docs: Doc[]) => ingress(docs, 'subscriptions').spec.rules[0].http.paths.find((p: any) => /portal/.test(p.path));
+    const withoutPortal = (docs: Doc[]) => {
+      const paths = ingress(docs, 'subscriptions').spec.rules[0].http.paths;
+      paths.splice(paths.indexOf(portalRule(docs)), 1);
+    };
+    const knativeIngressWith = (edit: (docs: Doc[]) => void) => {
+      const docs = clone(knative);
+      edit(docs);
+      return knativeIngressProblems(docs);
+    };
+    const openfaasWith = (edit: (docs: Doc[]) => void) => {
+      const docs = clone(openfaasIngress);
+      edit(docs);
+      return openfaasIngressProblems(docs);
+    };
+    matches(knativeIngressWith(withoutPortal), /knative: GET \/portal \(\/portal\) reaches no function, served by subscriptions/);
+    matches(knativeIngressWith(withoutPortal), /knative: GET \/portal\/vendor\/preact-htm\.js .* reaches no function, served by subscriptions/);
+    matches(openfaasWith(withoutPortal), /openfaas: GET \/portal\/app\.js .* reaches no function, served by subscriptions/);
+    matches(knativeIngressWith((d) => { portalRule(d).path = '/portal/?$'; }), /GET \/portal\/app\.js .* reaches no function/);
+    matches(knativeIngressWith((d) => {
+      const rule = clone(portalRule(d));
+      withoutPortal(d);
+      ingress(d, 'gateway').spec.rules[0].http.paths.push(rule);
+      rule.backend.service.name = 'gateway';
+    }), /GET \/portal\/index\.html .* reaches gateway, served by subscriptions/);
+    matches(knativeIngressWith((d) => { portalRule(d).path = '/portal.*$'; }), /\/portals, which no function serves in the API, reaches subscriptions/);
+  });
 
   test('Dockerfile: running as root, dev dependencies, a missing file', () => {
     matches(dockerfileProblems(dockerfile.replace(/^USER .*$/m, 'USER root'), dockerignore), /runs as root/);
@@ -755,6 +884,19 @@ describe('the checks catch broken manifests', () => {
     matches(dockerfileProblems(dockerfile, `${dockerignore}\nadapters\n`), /COPY adapters: excluded by \.dockerignore/);
     matches(dockerfileProblems(dockerfile.replace(/^USER /m, 'ENV PIONEER_WHATEVER=1\nUSER '), dockerignore), /ENV PIONEER_WHATEVER is read by no function/);
     matches(dockerfileProblems(dockerfile.replace(/^USER /m, 'ENV NODE_OPTIONS="--a=1 --b=2" PIONEER_OTHER=1\nUSER '), dockerignore), /ENV PIONEER_OTHER is read by no function/);
+  });
+  test('Dockerfile: the portal left out of the image, put where the code does not read it, excluded, or its package a dev dependency', () => {
+    const missing = /the image has no portal\/ at \/app\/dist\/portal, where the compiled subscriptions function reads the portal's files/;
+    assert.match(dockerfile, /^COPY portal dist\/portal$/m, 'sanity: the line the edits below change');
+    matches(dockerfileProblems(dockerfile.replace(/^COPY portal dist\/portal$/m, ''), dockerignore), missing);
+    matches(dockerfileProblems(dockerfile.replace(/^COPY portal dist\/portal$/m, 'COPY portal portal'), dockerignore), missing);
+    matches(dockerfileProblems(dockerfile.replace(/^COPY portal dist\/portal$/m, 'COPY portal/app.js dist/portal/'), dockerignore), missing);
+    matches(dockerfileProblems(dockerfile, `${dockerignore}\nportal/*.css\n`), /portal\/style\.css, which the portal serves, is excluded by \.dockerignore \(portal\/\*\.css\)/);
+    matches(dockerfileProblems(dockerfile, `${dockerignore}\n**/*.html\n`), /portal\/index\.html, which the portal serves, is excluded by \.dockerignore/);
+    const devOnly = clone(packageJson);
+    devOnly.devDependencies.htm = devOnly.dependencies.htm;
+    delete devOnly.dependencies.htm;
+    matches(dockerfileProblems(dockerfile, dockerignore, devOnly), /serves htm\/preact\/standalone from node_modules, but htm is not a production dependency/);
   });
   test('metrics: a name no function exports', () => {
     matches(metricProblems('alerts.yml', 'rate(pioneer_route_events_totl[5m])', exportedMetrics()), /pioneer_route_events_totl is exported by no function/);
@@ -776,6 +918,10 @@ describe('the image', () => {
     mkdirSync(join(build, 'dist/platform/redis/scripts'), { recursive: true });
     for (const f of readdirSync(join(ROOT, 'platform/redis/scripts'))) copyFileSync(join(ROOT, 'platform/redis/scripts', f), join(build, 'dist/platform/redis/scripts', f));
     assert.ok(existsSync(join(build, 'dist/adapters/knative/server.js')));
+    // and what the final stage copies from the build context, where it puts it (the image's WORKDIR is `build`)
+    const layout = imageLayout(dockerfile);
+    for (const { src, dest } of layout.copies)
+      if (dest.startsWith(`${layout.workdir}/`)) cpSync(join(ROOT, src), join(build, posix.relative(layout.workdir, dest)), { recursive: true });
 
     // the entrypoint with its secrets directory moved to a temporary one
     const secretsDir = mkdtempSync(join(tmpdir(), 'pioneer-secrets-'));
@@ -795,6 +941,61 @@ describe('the image', () => {
     child.kill('SIGTERM');
     await new Promise((r) => child!.once('exit', r));
     rmSync(secretsDir, { recursive: true, force: true });
+  });
+
+  test('the image\'s subscriptions function serves the portal: its page, its files and Preact with htm', async () => {
+    const env: Record<string, string> = {
+      PATH: process.env['PATH'] ?? '', PIONEER_FUNCTION: 'subscriptions', PORT: '0', PIONEER_LOG_LEVEL: 'silent',
+      PIONEER_REDIS_URL: redisUrl, PIONEER_SECRET_KEYS: SECRET_SAMPLES['PIONEER_SECRET_KEYS']!,
+    };
+    const fn = spawn(join(build, 'entrypoint.sh'), [], { cwd: build, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = fn;
+    let output = '';
+    let exited = false;
+    fn.stdout!.on('data', (b: Buffer) => (output += b));
+    fn.stderr!.on('data', (b: Buffer) => (output += b));
+    const stopped = new Promise<never>((_, reject) => fn.once('exit', () => {
+      exited = true;
+      reject(new Error(`the subscriptions function stopped: ${output}`));
+    }));
+    stopped.catch(() => {});
+    const port = await Promise.race([
+      waitFor(() => output.match(/pioneer: subscriptions listening on http:\/\/0\.0\.0\.0:(\d+)/)?.[1], { timeout: 20000, message: 'the listening line' }),
+      stopped,
+    ]);
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const page = await fetch(`${base}/portal`);
+      assert.equal(page.status, 200, await page.clone().text());
+      assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+      assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+      assert.match(await page.text(), /<script type="module" src="\/portal\/app\.js">/);
+      const files = [...readdirSync(PORTAL_DIR).map((f) => `/portal/${f}`), ...Object.keys(PORTAL_VENDOR)];
+      for (const path of files) {
+        const res = await fetch(base + path);
+        assert.equal(res.status, 200, path);
+        assert.ok((await res.text()).length > 0, `${path} is not empty`);
+      }
+      const vendor = await (await fetch(`${base}/portal/vendor/preact-htm.js`)).text();
+      assert.match(vendor, /export\s*\{/, 'Preact with htm, as an ES module');
+    } finally {
+      fn.kill('SIGTERM');
+      if (!exited) await stopped.catch(() => {});
+    }
+  });
+
+  test('without the portal\'s files a function still starts, warns, and answers /portal 404 naming what is missing', async () => {
+    const warnings: string[] = [];
+    const log = createLogger({ level: 'silent' });
+    log.warn = ((_: unknown, msg: string) => { warnings.push(msg); }) as unknown as typeof log.warn;
+    const app = new Hono() as unknown as App;
+    mountPortal(app, log, new Error('/app/dist/portal/index.html is missing'));
+    assert.deepEqual(warnings, ['the portal is not served: /app/dist/portal/index.html is missing']);
+    const res = await app.request('/portal');
+    assert.equal(res.status, 404);
+    const body = (await res.json()) as { code: string; title: string };
+    assert.equal(body.code, 'portal_not_installed');
+    assert.match(body.title, /\/app\/dist\/portal\/index\.html is missing/);
   });
 
   test('without its required variables the entrypoint stops with one line naming them', async () => {

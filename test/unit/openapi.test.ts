@@ -16,6 +16,8 @@ import { platformEnv, randomName, ROOT } from '../support/helpers.ts';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace'] as const;
 const UNDOCUMENTED = new Set(['/healthz', '/readyz', '/metrics']);
+/** The customer portal's page and files (functions/subscriptions/portal.ts): served beside the API, not part of it. */
+const isPortal = (path: string) => path === '/portal' || path.startsWith('/portal/');
 
 const doc = parse(readFileSync(join(ROOT, 'openapi.yaml'), 'utf8')) as any;
 
@@ -44,7 +46,7 @@ async function served(): Promise<Map<string, string>> {
     const fn = await def.create(loadConfig(def.config, env), { log, metrics: createMetrics() });
     try {
       for (const r of fn.app.routes) {
-        if (r.method === 'ALL' || UNDOCUMENTED.has(r.path)) continue; // middleware, and the probes every function has
+        if (r.method === 'ALL' || UNDOCUMENTED.has(r.path) || isPortal(r.path)) continue; // middleware, the probes every function has, the portal
         routes.set(`${r.method} ${normalizePath(r.path)}`, name);
       }
     } finally {
