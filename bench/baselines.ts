@@ -170,7 +170,7 @@ export async function appendScript(
         const e = entries[j % entries.length]!;
         const s = j % streams;
         const keys = [key(s, 'sub'), key(s, 'stream'), key(s, 'pos'), key(s, 'pos'), key(s, 'seen1'), key(s, 'seen0'), key(s, 'marks'), key(s, 'dead')] as const;
-        p.appendEvents(...appendEventsArgs(target, [{ keys, spec: 'bench', replay: '', events: [String(j), '', e.type, e.event, ''] }]));
+        p.appendEvents(...appendEventsArgs(target, [{ keys, spec: 'bench', replay: '', events: [{ offset: String(j), dedupId: '', type: e.type, json: e.event }] }]));
       }
       const res = await p.exec();
       for (const [err] of res ?? []) if (err) throw err;

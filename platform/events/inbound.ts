@@ -25,6 +25,11 @@ export interface InboundEvent {
    * record that decoding left unchanged, on one line. Spares serialising it again and keeps its numbers exact.
    */
   json?: string;
+  /**
+   * The record's value when `json` is exactly its text (valid UTF-8, on one line, nothing added): what is appended
+   * to Redis, as it came, rather than the text encoded again.
+   */
+  bytes?: Buffer;
   /** Why the record could not be decoded as a CloudEvent (absent for a plain non-CloudEvent record). */
   error?: string;
   /** The original record as read from Kafka, when the host had it. */

@@ -4,6 +4,7 @@
  * taken from the CloudEvents SDK because the SDK's binding turns the record key into a Buffer `partitionkey`
  * and rejects structured events without `time`; validation is platform/events/cloudevent.ts.
  */
+import { isUtf8 } from 'node:buffer';
 import type { IHeaders } from 'kafkajs';
 import { assertCloudEvent, dataMember, InvalidCloudEventError, isJsonContentType, type CloudEventJson } from './cloudevent.ts';
 import { oneLine, withJsonData, withMember } from './event-text.ts';
@@ -47,10 +48,12 @@ export function decodeKafkaRecord(record: RawRecord, position?: SourcePosition):
  * The event and, when it can be stored as text, its structured JSON: a structured record's own text (on one line,
  * with `partitionkey` added at the end when the key supplies it), or a binary record's attributes followed by
  * its JSON value's own text. Numbers in that text stay as the producer wrote them (platform/events/event-text.ts).
+ * When that text is the record's value as it is, `bytes` is the value.
  */
-function toCloudEvent(record: RawRecord): { event: CloudEventJson; json?: string } {
+function toCloudEvent(record: RawRecord): { event: CloudEventJson; json?: string; bytes?: Buffer } {
   let event: Record<string, unknown>;
   let text: string | undefined;
+  let bytes: Buffer | undefined;
   if (record.headers['ce_specversion'] !== undefined) {
     event = {};
     for (const [name, value] of Object.entries(record.headers)) if (name.startsWith('ce_')) event[name.slice(3)] = value;
@@ -59,16 +62,20 @@ function toCloudEvent(record: RawRecord): { event: CloudEventJson; json?: string
     Object.assign(event, dataMember(record.value, ct));
     if (event['data'] !== undefined && isJsonContentType(ct)) text = withJsonData(event, record.value!.toString('utf8'));
   } else {
-    text = record.value!.toString('utf8');
-    event = JSON.parse(text) as Record<string, unknown>;
-    text = oneLine(text);
+    const value = record.value!;
+    const whole = value.toString('utf8');
+    event = JSON.parse(whole) as Record<string, unknown>;
+    text = oneLine(whole);
+    // the same bytes as the text: nothing trimmed or compacted, and no invalid UTF-8 that decoding replaced
+    if (text === whole && isUtf8(value)) bytes = value;
   }
   if (event['partitionkey'] === undefined && record.key !== null && record.key.length > 0) {
     event['partitionkey'] = record.key.toString('utf8');
     if (text !== undefined) text = withMember(text, 'partitionkey', event['partitionkey']); // the stored event must carry it
+    bytes = undefined;
   }
   assertCloudEvent(event);
-  return text !== undefined ? { event, json: text } : { event };
+  return text === undefined ? { event } : bytes === undefined ? { event, json: text } : { event, json: text, bytes };
 }
 
 /** Encodes a CloudEvent as a binary-mode Kafka record keyed by its `partitionkey`. */

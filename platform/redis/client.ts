@@ -3,12 +3,14 @@
  * `defineCommand`, then called by SHA). Each script is a file in ./scripts named verb-noun-<key count>.lua, or
  * verb-noun-n.lua when the caller passes the number of keys first.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Cluster, Command, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import { ConfigError } from '../config/env.ts';
 import { keys } from './keys.ts';
+import { EncodedCommand } from './encoded-command.ts';
 
 export type { Redis };
 
@@ -32,7 +34,7 @@ const SCRIPTS = [
 
 export interface PioneerRedis extends Redis {
   /** platform/redis/scripts/append-events-n.lua: called through appendToStreams (arguments from appendEventsArgs) */
-  appendEvents(numKeys: number, ...keysThenArgs: string[]): Promise<number[]>;
+  appendEvents(numKeys: number, ...keysThenArgs: (string | Buffer)[]): Promise<number[]>;
   /** platform/store/subscriptions.ts calls these through its own typed functions */
   createSubscription(ids: string, record: string, specs: string, id: string, json: string, max: string, digest: string, spec: string): Promise<number>;
   replaceSubscription(record: string, specs: string, expected: string, json: string, digest: string, spec: string): Promise<number>;
@@ -74,36 +76,33 @@ export interface PioneerRedis extends Redis {
 }
 
 /**
- * One subscription's part of an appendEvents call: its seven keys (see the script), the digest of the matching
+ * One subscription's part of an appendEvents call: its eight keys (see the script), the digest of the matching
  * spec its events were matched with and the replay that marks them ("" for live events), which the run's mark
- * records so that the cold tier derives the same events again, and its events, EVENT_VALUES each (addStreamEvent).
+ * records so that the cold tier derives the same events again, and its events in source order. An event that
+ * several subscriptions of one call get as it is is one StreamEvent object, sent once for all of them.
  */
 export interface StreamBatch {
   keys: readonly [subscription: string, stream: string, dedup: string, positions: string, seenNow: string, seenPrev: string, marks: string, deadLetters: string];
   spec: string;
   replay: string;
-  events: string[];
+  events: StreamEvent[];
 }
 
 /** One event of a StreamBatch. */
 export interface StreamEvent {
   /** its source offset, "" when unknown (then `dedupId` deduplicates it) */
   offset: string;
-  /** "<source> <id>" */
+  /** "<source> <id>", which deduplicates when the offset is unknown ("" when it is known) */
   dedupId: string;
   type: string;
-  /** the structured CloudEvent JSON stored in the stream */
-  json: string;
+  /** the structured CloudEvent JSON stored in the stream: its text, or the record's bytes when they are that text */
+  json: string | Buffer;
   /** why the event is set aside in the subscription's dead letters instead (its transform failed); absent: appended */
   setAside?: string;
 }
 
-/** Values per event in a StreamBatch. */
-export const EVENT_VALUES = 5;
-
-export function addStreamEvent(batch: StreamBatch, e: StreamEvent): void {
-  batch.events.push(e.offset, e.dedupId, e.type, e.json, e.setAside ?? '');
-}
+/** Values an event takes in a call at most: four in the call's table of events, two in each subscription's list. */
+export const EVENT_VALUES = 6;
 
 /**
  * A subscription's eight keys for appendEvents: its record, stream, the dedup hash (its positions, or a replay's
@@ -132,37 +131,56 @@ export interface AppendTarget {
 /** How many dead letters a subscription keeps at most when the route sets events aside (deliver's default cap). */
 export const SET_ASIDE_CAP = 100_000;
 
-/** The arguments of one appendEvents call: the batches of one tenant's subscriptions from one source batch. */
-export function appendEventsArgs(target: AppendTarget, batches: readonly StreamBatch[]): [number, ...string[]] {
-  const keys: string[] = [];
-  const args: string[] = [
-    target.field, String(target.maxLen), String(Math.floor(target.hotFromMs)), String(Math.floor(target.resumableFromMs)), String(Date.now()), String(SET_ASIDE_CAP),
-  ];
+/**
+ * The arguments of one appendEvents call: the batches of one tenant's subscriptions from one source batch. The
+ * call's events go once into its table (offset, dedup id, type, JSON), in the order first met, however many of the
+ * subscriptions get them; each subscription lists its events as their places in the table, with why each is set
+ * aside ("" when it is appended).
+ */
+export function appendEventsArgs(target: AppendTarget, batches: readonly StreamBatch[]): [number, ...(string | Buffer)[]] {
+  const table: (string | Buffer)[] = [];
+  const lists: string[] = [];
+  const places = new Map<StreamEvent, number>();
   for (const b of batches) {
-    keys.push(...b.keys);
-    args.push(String(b.events.length / EVENT_VALUES), b.spec, b.replay);
-    for (const v of b.events) args.push(v);
+    lists.push(String(b.events.length), b.spec, b.replay);
+    for (const e of b.events) {
+      let place = places.get(e);
+      if (place === undefined) {
+        places.set(e, (place = places.size + 1));
+        table.push(e.offset, e.dedupId, e.type, e.json);
+      }
+      lists.push(String(place), e.setAside ?? '');
+    }
   }
-  return [keys.length, ...keys, ...args];
+  const args: [number, ...(string | Buffer)[]] = [batches.length * 8];
+  for (const b of batches) for (const key of b.keys) args.push(key);
+  args.push(
+    target.field, String(target.maxLen), String(Math.floor(target.hotFromMs)), String(Math.floor(target.resumableFromMs)), String(Date.now()), String(SET_ASIDE_CAP),
+    String(places.size),
+  );
+  for (const v of table) args.push(v);
+  for (const v of lists) args.push(v);
+  return args;
 }
 
 /**
  * The appendEvents calls for the batches of one tenant's subscriptions: as few as possible, each at most about
- * `maxValues` event values (a subscription's batch is never split), so that one call's arguments stay within
- * what a JavaScript call spreads and Redis parses comfortably, however many subscriptions a batch matched.
+ * `maxValues` event values (EVENT_VALUES per event and subscription; a subscription's batch is never split), so
+ * that one call's arguments stay within what Redis parses comfortably, however many subscriptions a batch matched.
  */
-export function appendEventsCalls(target: AppendTarget, batches: Iterable<StreamBatch>, maxValues = 16_384): [number, ...string[]][] {
-  const calls: [number, ...string[]][] = [];
+export function appendEventsCalls(target: AppendTarget, batches: Iterable<StreamBatch>, maxValues = 16_384): [number, ...(string | Buffer)[]][] {
+  const calls: [number, ...(string | Buffer)[]][] = [];
   let chunk: StreamBatch[] = [];
   let size = 0;
   for (const b of batches) {
-    if (size > 0 && size + b.events.length > maxValues) {
+    const values = b.events.length * EVENT_VALUES;
+    if (size > 0 && size + values > maxValues) {
       calls.push(appendEventsArgs(target, chunk));
       chunk = [];
       size = 0;
     }
     chunk.push(b);
-    size += b.events.length;
+    size += values;
   }
   if (chunk.length > 0) calls.push(appendEventsArgs(target, chunk));
   return calls;
@@ -178,19 +196,64 @@ export interface AppendOutcome {
   deleted: boolean;
 }
 
+/** The append script's text and SHA1: its calls are written by EncodedCommand, not through `appendEvents`. */
+const APPEND_SCRIPT = scriptText('append-events-n');
+const APPEND_SHA = createHash('sha1').update(APPEND_SCRIPT).digest('hex');
+
+/** One appendEvents call, by the script's SHA1; once more with the script itself when Redis does not hold it (NOSCRIPT). */
+function appendCall(redis: PioneerRedis, args: readonly [number, ...(string | Buffer)[]]): { command: EncodedCommand; reply: Promise<number[]> } {
+  const rest = [String(args[0]), ...args.slice(1)] as (string | Buffer)[];
+  const command = new EncodedCommand('evalsha', [APPEND_SHA, ...rest]);
+  const reply = (command.promise as Promise<number[]>).catch((err: Error) => {
+    if (!String(err?.message).includes('NOSCRIPT')) throw err;
+    const again = new EncodedCommand('eval', [APPEND_SCRIPT, ...rest]);
+    void redis.sendCommand(again);
+    return again.promise as Promise<number[]>;
+  });
+  return { command, reply };
+}
+
 /**
- * Appends the batches of ONE tenant's subscriptions (all their keys share the tenant's hash tag: one cluster
- * slot) with as few appendEvents calls as appendEventsCalls makes, issued concurrently, never in a pipeline
- * or transaction with another tenant's. The outcome of each batch, in the order given.
+ * Runs `send`, whose commands then go out together: the sockets of `redis` (a Cluster's masters) are corked while it
+ * runs and uncorked on the next tick, so that they leave in one write per connection (one round trip), the
+ * commands' buffers as they are, rather than one write each.
  */
-export async function appendToStreams(redis: PioneerRedis, target: AppendTarget, batches: readonly StreamBatch[]): Promise<AppendOutcome[]> {
-  const calls = appendEventsCalls(target, batches);
+export function sentTogether<T>(redis: PioneerRedis, send: () => T): T {
+  const sockets = serversOf(redis).map((server) => server.stream).filter((socket) => socket !== undefined && socket !== null);
+  for (const socket of sockets) socket.cork();
+  try {
+    return send();
+  } finally {
+    process.nextTick(() => {
+      for (const socket of sockets) socket.uncork();
+    });
+  }
+}
+
+/**
+ * Appends the batches of one source batch, grouped by tenant (each group's keys share the tenant's hash tag: one
+ * Cluster slot), with as few appendEvents calls per tenant as appendEventsCalls makes. The calls go out together
+ * (sentTogether: one round trip per connection), each on its own: no pipeline or transaction spans tenants, and
+ * every call holds one tenant's keys only. The outcome of each batch, per group, in the order given.
+ */
+export async function appendToStreams(redis: PioneerRedis, target: AppendTarget, groups: readonly (readonly StreamBatch[])[]): Promise<AppendOutcome[][]> {
+  const replies = sentTogether(redis, () =>
+    groups.map((batches) =>
+      appendEventsCalls(target, batches).map((args) => {
+        const { command, reply } = appendCall(redis, args);
+        void redis.sendCommand(command);
+        return reply;
+      }),
+    ),
+  );
+  const counts = await Promise.all(replies.map((calls) => Promise.all(calls)));
   // each call returns {appended, skipped} per batch, flat, in the order of its batches; the calls keep the order
-  const replies = await Promise.all(calls.map((args) => redis.appendEvents(...args)));
-  const counts = replies.flat();
-  return batches.map((_, i) => {
-    const added = Number(counts[i * 2]);
-    return added < 0 ? { added: 0, skipped: 0, deleted: true } : { added, skipped: Number(counts[i * 2 + 1]), deleted: false };
+  return groups.map((batches, g) => {
+    const flat = counts[g]!.flat();
+    return batches.map((_, i) => {
+      const added = Number(flat[i * 2]);
+      return added < 0 ? { added: 0, skipped: 0, deleted: true } : { added, skipped: Number(flat[i * 2 + 1]), deleted: false };
+    });
   });
 }
 
@@ -205,9 +268,13 @@ export function scriptPipeline(redis: PioneerRedis): PioneerPipeline {
   return redis.pipeline() as unknown as PioneerPipeline;
 }
 
+function scriptText(file: string): string {
+  return readFileSync(fileURLToPath(new URL(`./scripts/${file}.lua`, import.meta.url)), 'utf8');
+}
+
 function loadScripts(redis: Redis | Cluster): void {
   for (const file of SCRIPTS) {
-    const lua = readFileSync(fileURLToPath(new URL(`./scripts/${file}.lua`, import.meta.url)), 'utf8');
+    const lua = scriptText(file);
     const [verb, noun, count] = file.split('-') as [string, string, string];
     const name = verb + noun[0]!.toUpperCase() + noun.slice(1);
     redis.defineCommand(name, count === 'n' ? { lua } : { numberOfKeys: Number(count), lua });

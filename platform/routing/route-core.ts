@@ -3,8 +3,9 @@
  * one subscription): decode source records into events or dead letters, match each event against a
  * SubscriptionMatcher (the route's index of every subscription, or a replay's one), and append the matches,
  * each once, to the subscriptions' streams (append-events-n.lua). Appends go in one call per tenant (all its
- * keys share the tenant's hash tag, one Redis Cluster slot); the calls of different tenants are issued
- * concurrently, never in one pipeline or transaction. It returns counts: the callers keep metrics and logs.
+ * keys share the tenant's hash tag, one Redis Cluster slot), which carries each event once however many of the
+ * tenant's subscriptions get it; the calls of a source batch go in one pipeline (one per master on a Cluster),
+ * never in one transaction. It returns counts: the callers keep metrics and logs.
  *
  * A subscription's transform may look reference records up (`$lookup`): its lookups are bound to the
  * subscription's tenant (the event's), through `lookups` (platform/reference/lookups.ts: a short in-process cache
@@ -19,7 +20,7 @@ import { oneLine, withMember } from '../events/event-text.ts';
 import { BUDGET_EXCEEDED_REASON } from '../filters/subscription-filter.ts';
 import { TransformError, type CompiledTransform } from '../transforms/transform.ts';
 import { createReferenceLookups, type ReferenceLookups, type ReferenceReader } from '../reference/lookups.ts';
-import { addStreamEvent, appendKeys, appendToStreams, EVENT_VALUES, waitForReplicas, type PioneerRedis, type StreamBatch } from '../redis/client.ts';
+import { appendKeys, appendToStreams, waitForReplicas, type PioneerRedis, type StreamBatch, type StreamEvent } from '../redis/client.ts';
 import type { FlowCounter } from '../insights/flow.ts';
 import { positionField } from '../redis/keys.ts';
 import type { IndexedSubscription, SubscriptionMatcher } from '../store/subscription-index.ts';
@@ -118,8 +119,11 @@ export interface Matches {
   deadLetters: DeadLetter[];
 }
 
-/** Matches decoded events, in source order, and gathers each subscription's batch. */
-async function matchEvents(events: readonly DecodedEvent[], matcher: SubscriptionMatcher, lookups: ReferenceLookups, opts: MatchOptions = {}): Promise<Matches> {
+/**
+ * Matches decoded events, in source order, and gathers each subscription's batch. `byOffset`: the events carry
+ * their source offsets, which deduplicate them (their "<source> <id>" is not sent then).
+ */
+async function matchEvents(events: readonly DecodedEvent[], matcher: SubscriptionMatcher, lookups: ReferenceLookups, byOffset: boolean, opts: MatchOptions = {}): Promise<Matches> {
   const out: Matches = { byTenant: new Map(), matched: 0, budgetExceeded: 0, transformFailed: 0, deadLetters: [] };
   const hour = Math.floor(Date.now() / 3600_000);
   // a record for a tenant that does not exist can never be delivered: it is dead-lettered, not dropped
@@ -142,8 +146,10 @@ async function matchEvents(events: readonly DecodedEvent[], matcher: Subscriptio
     }
     if (matches.length === 0) continue;
     out.matched += matches.length;
-    const json = storedText(event, item.json ?? JSON.stringify(event), opts.replay);
-    const stored = { offset: item.position?.offset ?? '', dedupId: `${event.source} ${event.id}`, type: event.type, json };
+    // the record's own bytes when they are the stored text: nothing to encode again
+    const json = item.bytes !== undefined && !opts.replay ? item.bytes : storedText(event, item.json ?? JSON.stringify(event), opts.replay);
+    // one object for every subscription that gets the event as it is: a call sends it once for all of them
+    const stored: StreamEvent = { offset: item.position?.offset ?? '', dedupId: byOffset ? '' : `${event.source} ${event.id}`, type: event.type, json };
     for (const { sub, spec, transform } of matches) {
       let subs = out.byTenant.get(sub.tenant_id);
       if (!subs) out.byTenant.set(sub.tenant_id, (subs = new Map()));
@@ -152,14 +158,14 @@ async function matchEvents(events: readonly DecodedEvent[], matcher: Subscriptio
         const keys = opts.dedupKey ? appendKeys(sub.tenant_id, sub.id, hour, opts.dedupKey(sub)) : appendKeys(sub.tenant_id, sub.id, hour);
         subs.set(sub.id, (entry = { subscriptionId: sub.id, batch: { keys, spec, replay: opts.replay ?? '', events: [] } }));
       }
-      if (!transform) addStreamEvent(entry.batch, stored);
+      if (!transform) entry.batch.events.push(stored);
       else {
         // lookups bound to the subscription's tenant, which is the event's: no other tenant's records
         const shaped = await transformed(event, transform, opts.replay, transform.looksUp ? lookups.readerFor(sub.tenant_id) : undefined);
-        if ('json' in shaped) addStreamEvent(entry.batch, { ...stored, json: shaped.json });
+        if ('json' in shaped) entry.batch.events.push({ ...stored, json: shaped.json });
         else {
           // set aside in the subscription's dead letters with the reason, never delivered untransformed
-          addStreamEvent(entry.batch, { ...stored, setAside: shaped.reason });
+          entry.batch.events.push({ ...stored, setAside: shaped.reason });
           out.transformFailed++;
         }
       }
@@ -250,8 +256,8 @@ export interface AppendTotals {
 export const REPLICA_WAIT_MS = 1000;
 
 /**
- * Appends the matches of one source batch: one appendToStreams per tenant, all concurrent (sent back to back on
- * the connection, never in one pipeline or transaction: a Cluster refuses one that spans slots). `field` is the batch's position field, "" when positions are unknown.
+ * Appends the matches of one source batch: the calls of every tenant in one appendToStreams (one pipeline, one
+ * per master on a Cluster; never a transaction). `field` is the batch's position field, "" when positions are unknown.
  * A failure rejects: the batch is retried whole, and what was appended already is skipped then.
  */
 async function appendMatches(redis: PioneerRedis, byTenant: Matches['byTenant'], target: { field: string } & BufferLimits, flow?: FlowCounter): Promise<AppendTotals> {
@@ -259,7 +265,7 @@ async function appendMatches(redis: PioneerRedis, byTenant: Matches['byTenant'],
   const to = { field: target.field, maxLen: target.maxLen, hotFromMs: now - target.hotMs, resumableFromMs: now - target.resumableMs };
   const tenantIds = [...byTenant.keys()];
   const tenants = [...byTenant.values()].map((subs) => [...subs.values()]);
-  const outcomes = await Promise.all(tenants.map((subs) => appendToStreams(redis, to, subs.map((s) => s.batch))));
+  const outcomes = await appendToStreams(redis, to, tenants.map((subs) => subs.map((s) => s.batch)));
   const totals: AppendTotals = { added: 0, skipped: 0, deleted: [], unreplicated: 0 };
   const written: string[] = [];
   outcomes.forEach((results, t) => {
@@ -285,7 +291,13 @@ async function appendMatches(redis: PioneerRedis, byTenant: Matches['byTenant'],
  */
 function countRouted(flow: FlowCounter, tenantId: string, batch: StreamBatch, skipped: number): void {
   const ev = batch.events;
-  for (let j = skipped * EVENT_VALUES; j < ev.length; j += EVENT_VALUES) if (ev[j + 4] === '') flow.add(tenantId, ev[j + 2]!);
+  // counted per type first: one addition per type and batch rather than one per event
+  const types = new Map<string, number>();
+  for (let j = skipped; j < ev.length; j++) {
+    const { type, setAside } = ev[j]!;
+    if (setAside === undefined) types.set(type, (types.get(type) ?? 0) + 1);
+  }
+  for (const [type, n] of types) flow.add(tenantId, type, n);
 }
 
 /** How much of a subscription's events Redis holds, and for how long its cursors resume (docs/operations.md). */
@@ -334,9 +346,9 @@ export function createRouteCore(opts: RouteCoreOptions): RouteCore {
   return {
     async route({ topic, partition, records, matcher, ...matchOpts }) {
       const decoded = decodeRecords(records, topic, decoding);
-      const matches = await matchEvents(decoded.events, matcher, lookups, matchOpts);
       // one position field per batch: every record of a batch comes from the same partition, or none has one
       const field = records[0]?.position ? positionField(topic, partition) : '';
+      const matches = await matchEvents(decoded.events, matcher, lookups, field !== '', matchOpts);
       const totals = matches.byTenant.size > 0 ? await appendMatches(redis, matches.byTenant, { field, ...limits }, flow) : { added: 0, skipped: 0, deleted: [], unreplicated: 0 };
       return { ...totals, deadLetters: [...decoded.deadLetters, ...matches.deadLetters], matched: matches.matched, budgetExceeded: matches.budgetExceeded, transformFailed: matches.transformFailed };
     },

@@ -48,7 +48,7 @@ test('one append call carries several subscriptions of a tenant: each appends on
   const [live, gone] = ['sub_live', 'sub_gone'];
   const keysOf = (id: string) => appendKeys(t, id, 1);
   await redis.set(keys.subscription(t, live), '{}'); // sub_gone has no record: deleted
-  const events = (offsets: number[]) => offsets.flatMap((o) => [String(o), `/src e${o}`, 'demo', JSON.stringify({ id: `e${o}` }), '']);
+  const events = (offsets: number[]) => offsets.map((o) => ({ offset: String(o), dedupId: `/src e${o}`, type: 'demo', json: JSON.stringify({ id: `e${o}` }) }));
   const call = (offsets: number[]) =>
     redis.appendEvents(...appendEventsArgs({ field: 'src/0', maxLen: 1000, hotFromMs: 0, resumableFromMs: 0 }, [
       { keys: keysOf(gone), spec: 'v1', replay: '', events: events(offsets) }, { keys: keysOf(live), spec: 'v1', replay: '', events: events(offsets) },

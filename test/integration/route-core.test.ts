@@ -1,10 +1,12 @@
 /**
  * The routing core (platform/routing/route-core.ts) against the real Redis: the route's index and a replay's
  * one-subscription matcher pick the same events (types, source, filters, budget), appends are once per source
- * offset, a deleted subscription is skipped, and each tenant is appended by its own call, never in a pipeline.
+ * offset, a deleted subscription is skipped, and each tenant is appended by its own call, never in a pipeline;
+ * the calls of a batch leave together.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import type { Command } from 'ioredis';
 import { createRedis, type PioneerRedis } from '../../platform/redis/client.ts';
 import { exportKeys, keys } from '../../platform/redis/keys.ts';
 import { createRouteCore, type RouteCore } from '../../platform/routing/route-core.ts';
@@ -144,17 +146,21 @@ test('a subscription deleted meanwhile is skipped; the others of its tenant are 
   assert.equal(await redis.exists(keys.stream(t, gone.id)), 0);
 });
 
-test('two tenants in one batch are appended by one call each, on its own hash tag, and never through a pipeline', async () => {
+test('two tenants in one batch are appended by one call each, on its own hash tag, sent together, never in a pipeline or transaction', async () => {
   const [a, b] = [randomName('ten'), randomName('ten')];
   const subs = [subscription(a, {}), subscription(a, { types: ['demo'] }), subscription(b, {})];
   const index = await indexOf([a, b], subs);
-  const calls: string[][] = [];
+  const calls: { keys: string[]; corked: boolean }[] = [];
   const spy = createRedis(deps().redisUrl, { name: 'test-route-core-spy' });
-  const appendEvents = spy.appendEvents.bind(spy);
-  spy.appendEvents = (numKeys, ...rest) => {
-    calls.push(rest.slice(0, numKeys));
-    return appendEvents(numKeys, ...rest);
-  };
+  await spy.ping();
+  const sendCommand = spy.sendCommand.bind(spy);
+  spy.sendCommand = ((command: Command, stream?: Parameters<typeof sendCommand>[1]) => {
+    if (command.name === 'evalsha') {
+      const args = command.args as string[];
+      calls.push({ keys: args.slice(2, 2 + Number(args[1])), corked: spy.stream.writableCorked > 0 });
+    }
+    return sendCommand(command, stream);
+  }) as typeof spy.sendCommand;
   spy.pipeline = () => assert.fail('a pipeline across tenants');
   spy.multi = () => assert.fail('a transaction across tenants');
   try {
@@ -163,7 +169,8 @@ test('two tenants in one batch are appended by one call each, on its own hash ta
     const routed = await spied.route({ topic, partition: 0, records: batch, matcher: index });
     assert.deepEqual([routed.added, routed.skipped], [5, 0]);
     assert.equal(calls.length, 2);
-    const tags = calls.map((keysOfCall) => new Set(keysOfCall.map((k) => /^\{t:[^}]+\}/.exec(k)![0])));
+    assert.ok(calls.every((c) => c.corked), 'the calls leave in one write');
+    const tags = calls.map((c) => new Set(c.keys.map((k) => /^\{t:[^}]+\}/.exec(k)![0])));
     assert.deepEqual(tags.map((s) => [...s]).sort(), [[`{t:${a}}`], [`{t:${b}}`]].sort());
     assert.deepEqual((await Promise.all(subs.map(streamOf))).map((s) => s.length), [2, 1, 2]);
   } finally {

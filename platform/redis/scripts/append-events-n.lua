@@ -22,10 +22,14 @@
 -- ARGV[4] resumable retention start in ms: marks of runs older than this are trimmed
 -- ARGV[5] now in ms (a dead letter's time)
 -- ARGV[6] the dead letters' cap (entries, approximate)
--- then per subscription: the number of events n, the digest of the subscription's matching spec, the replay id
---   ("" for live events), and per event, in source order, five values: source offset ("" when unknown), dedup
---   id "<source> <id>", event type, structured CloudEvent JSON, and why it is set aside ("" when it is not: a
---   set-aside event is deduplicated like the others, goes to the dead letters and takes no id of the run)
+-- ARGV[7] the number of events in the call's table, E
+-- then the table: E events, four values each: source offset ("" when unknown), dedup id "<source> <id>" (used
+--   only when the offset is unknown, "" otherwise), event type, structured CloudEvent JSON; an event that several
+--   of the subscriptions get as it is comes once
+-- then per subscription: the number of its events n, the digest of the subscription's matching spec, the replay
+--   id ("" for live events), and per event, in source order, two values: its place in the table (1 to E), and why
+--   it is set aside ("" when it is not: a set-aside event is deduplicated like the others, goes to the dead letters
+--   and takes no id of the run)
 -- Returns {appended, skipped} per subscription, flat; appended is -1 when the subscription is gone.
 local field = ARGV[1]
 local maxLen = tonumber(ARGV[2])
@@ -46,14 +50,16 @@ local function maxId(a, b)
   return (as >= bs) and a or b
 end
 
+-- the table's event e has its values at ARGV[eventsAt + 4e - 3 .. eventsAt + 4e]
+local eventsAt = 7
 local out = {}
-local a = 7
+local a = 8 + tonumber(ARGV[7]) * 4
 for k = 0, #KEYS / 8 - 1 do
   local sub, stream, dedup, positions, seenNow, seenPrev, marks, dead =
     KEYS[k * 8 + 1], KEYS[k * 8 + 2], KEYS[k * 8 + 3], KEYS[k * 8 + 4], KEYS[k * 8 + 5], KEYS[k * 8 + 6], KEYS[k * 8 + 7], KEYS[k * 8 + 8]
   local n = tonumber(ARGV[a])
   local spec, replay = ARGV[a + 1], ARGV[a + 2]
-  local first, stop = a + 3, a + 2 + n * 5
+  local first, stop = a + 3, a + 2 + n * 2
   a = stop + 1
   if redis.call('EXISTS', sub) == 0 then
     out[#out + 1] = -1
@@ -64,30 +70,33 @@ for k = 0, #KEYS / 8 - 1 do
     local appended, skipped = 0, 0
     local firstOffset, lastOffset = nil, nil
     local runMs, runSeq, runFirst = nil, nil, nil
-    for i = first, stop, 5 do
+    for i = first, stop, 2 do
+      -- the event's offset, dedup id, type and JSON at ARGV[e], ARGV[e + 1], ARGV[e + 2], ARGV[e + 3]
+      local e = eventsAt + tonumber(ARGV[i]) * 4 - 3
+      local setAside = ARGV[i + 1]
       local fresh
       if field ~= '' then
-        local offset = tonumber(ARGV[i])
+        local offset = tonumber(ARGV[e])
         fresh = last == nil or offset > last
-        if fresh then last = offset; lastOffset = ARGV[i]; firstOffset = firstOffset or ARGV[i] end
+        if fresh then last = offset; lastOffset = ARGV[e]; firstOffset = firstOffset or ARGV[e] end
       else
-        fresh = redis.call('SISMEMBER', seenNow, ARGV[i + 1]) == 0 and redis.call('SISMEMBER', seenPrev, ARGV[i + 1]) == 0
-        if fresh then redis.call('SADD', seenNow, ARGV[i + 1]) end
+        fresh = redis.call('SISMEMBER', seenNow, ARGV[e + 1]) == 0 and redis.call('SISMEMBER', seenPrev, ARGV[e + 1]) == 0
+        if fresh then redis.call('SADD', seenNow, ARGV[e + 1]) end
       end
-      if fresh and ARGV[i + 4] ~= '' then
+      if fresh and setAside ~= '' then
         -- set aside: in the dead letters with the reason, kind "transform" (a replay of dead letters leaves them:
         -- delivered untransformed, they would carry what the transform keeps from the endpoint)
-        redis.call('XADD', dead, 'MAXLEN', '~', deadCap, '*', 'cursor', '', 'type', ARGV[i + 2], 'event', ARGV[i + 3],
-          'reason', ARGV[i + 4], 'attempts', '0', 'webhook_id', '', 'dead_at', now, 'kind', 'transform')
+        redis.call('XADD', dead, 'MAXLEN', '~', deadCap, '*', 'cursor', '', 'type', ARGV[e + 2], 'event', ARGV[e + 3],
+          'reason', setAside, 'attempts', '0', 'webhook_id', '', 'dead_at', now, 'kind', 'transform')
       elseif fresh then
         -- one run of consecutive ids per call: the first id is the stream's next, the others follow it, so the
         -- mark's first id and count give every id of the run
         if not runMs then
-          runFirst = redis.call('XADD', stream, '*', 'type', ARGV[i + 2], 'event', ARGV[i + 3])
+          runFirst = redis.call('XADD', stream, '*', 'type', ARGV[e + 2], 'event', ARGV[e + 3])
           local ms, seq = string.match(runFirst, '^(%d+)-(%d+)$')
           runMs, runSeq = ms, tonumber(seq)
         else
-          redis.call('XADD', stream, runMs .. '-' .. string.format('%d', runSeq + appended), 'type', ARGV[i + 2], 'event', ARGV[i + 3])
+          redis.call('XADD', stream, runMs .. '-' .. string.format('%d', runSeq + appended), 'type', ARGV[e + 2], 'event', ARGV[e + 3])
         end
         appended = appended + 1
       else
