@@ -12,7 +12,8 @@
  *      the first to the last sample of its counters (start-up excluded);
  *   3. the box's ceiling: this machine's cores' microseconds per second over what the floor and the route cost
  *      per event together.
- * Prints a table and writes bench/results/kafka-clients[-quick].json.
+ * Prints a table and writes bench/results/kafka-clients[-quick].json. With BENCH_PROFILE=1 the route runs under
+ * `node --cpu-prof` (bench/results/profiles/route-<client>/), and the top self-time functions are printed.
  *
  *   scripts/bench.sh --kafka-clients [--quick]
  */
@@ -31,7 +32,8 @@ import { generateApiKey } from '../platform/auth/api-keys.ts';
 import { createGenerator, produceCount } from './generator.ts';
 import { subscriptionsOf } from './subscription-mix.ts';
 import { benchProducer, rawProduce, rawRedis, type Rate } from './baselines.ts';
-import { benchPlatformEnv, buildFunctions, cpuSecondsOf, imageNodeOptions, ROOT, scrapeCounters, startFunction, stopProcess } from './processes.ts';
+import { benchPlatformEnv, buildFunctions, cpuSecondsOf, imageNodeOptions, mainProfile, ROOT, scrapeCounters, startFunction, stopProcess } from './processes.ts';
+import { summariseFile, type SelfTime } from './profile-summary.ts';
 import { call, say, sleep } from './common.ts';
 
 const quick = process.argv.includes('--quick');
@@ -47,6 +49,7 @@ const cfg = loadConfig(
     BENCH_RUN_DIR: z.string().default(path.join(ROOT, '.run', `bench-${process.pid}`)),
     BENCH_KAFKA_PID: env.int(1, 1 << 30).optional(),
     BENCH_REDIS_PID: env.int(1, 1 << 30).optional(),
+    BENCH_PROFILE: env.bool().default(false),
   }),
 );
 const CLIENTS: KafkaClientKind[] = ['kafkajs', 'platformatic'];
@@ -155,11 +158,13 @@ async function main() {
     await producer.disconnect();
 
     const routes = {} as Record<KafkaClientKind, Record<string, number>>;
+    const profileDir = cfg.BENCH_PROFILE ? path.join(cfg.BENCH_OUT, 'profiles') : undefined;
+    const profiles: Record<string, { file: string; total_ms: number; rows: SelfTime[] }> = {};
     for (const kind of CLIENTS) {
       say(`route: catching up on ${cfg.BENCH_ROUTE_EVENTS} events with ${kind}`);
       const route = await startFunction('route', {
         ...baseEnv, PIONEER_KAFKA_CLIENT: kind, PIONEER_SOURCE_TOPICS: sources[kind], PIONEER_ROUTE_GROUP: `bench-route-${kind}-${tag}`,
-      }, { nodeOptions: cfg.BENCH_NODE_OPTIONS, main: fnMain });
+      }, { nodeOptions: cfg.BENCH_NODE_OPTIONS, main: fnMain, ...(profileDir ? { profileDir, profileLabel: `route-${kind}` } : {}) });
       processes.push(route);
       const sample = async () => {
         const c = await scrapeCounters(route.url, ['pioneer_route_events_total', 'pioneer_route_appends_total']);
@@ -189,6 +194,8 @@ async function main() {
       };
       await stopProcess(route);
       processes.splice(processes.indexOf(route), 1);
+      const profile = profileDir && mainProfile(path.join(profileDir, `route-${kind}`));
+      if (profile) profiles[kind] = { file: path.relative(ROOT, profile), ...summariseFile(profile, 30) };
     }
 
     // ---- 3. the box
@@ -201,6 +208,7 @@ async function main() {
       settings: { tenants: cfg.BENCH_TENANTS, subscriptions: cfg.BENCH_TENANTS * 10, partitions: cfg.BENCH_PARTITIONS, baseline_records: cfg.BENCH_BASELINE_EVENTS, route_events: cfg.BENCH_ROUTE_EVENTS },
       floor: { kafkajs_produce: { ...produced, us_per_record: produceUs }, consume: consumed, redis: { ...redisRates, us_per_xadd_and_xread: redisUs } },
       route: routes,
+      profiles,
       box: Object.fromEntries(CLIENTS.map((k) => {
         const floor = floorUs(k, routes[k]!['appends_per_event']!);
         const total = floor + routes[k]!['route_us_per_event']!;
@@ -223,6 +231,11 @@ async function main() {
       row('floor (produce+consume+appends), µs/event', (k) => result.box[k]!.floor_us_per_event),
       row('box ceiling (floor + route), events/s', (k) => result.box[k]!.ceiling_events_per_s),
       '',
+      ...Object.entries(profiles).flatMap(([k, p]) => [
+        `route on ${k}: top self time (${p.total_ms} ms sampled, start-up and the whole catch-up)`,
+        ...p.rows.slice(0, 20).map((row) => `  ${(row.share * 100).toFixed(1).padStart(5)}%  ${row.function}  ${row.where}`),
+        '',
+      ]),
     ].join('\n'));
   } finally {
     for (const p of processes) await stopProcess(p).catch(() => {});
