@@ -248,3 +248,64 @@ export function mainProfile(dir: string): string | null {
   }
   return best?.file ?? null;
 }
+
+/** What a route process did while catching up on a topic: read from its counters and /proc between its first event and the last. */
+export interface CatchUp {
+  events: number;
+  seconds: number;
+  events_per_s: number;
+  appends_per_event: number;
+  /** events read again after a batch was handed over a second time (a rebalance, a retry), skipped as appended: per event */
+  duplicates_per_event: number;
+  /** CPU of the route process, the broker and Redis per event (µs) */
+  route_us_per_event: number;
+  kafka_us_per_event: number;
+  redis_us_per_event: number;
+  /** the route's other counters named in `extra`, at the end */
+  counters: Record<string, number>;
+}
+
+/**
+ * Samples a route process (`url`, `pid`) every 100 ms until it has read `count` events: events/s and the CPU per
+ * event of the route, the broker (`pids.kafka`) and Redis (`pids.redis`) from the first sample that saw an event
+ * to the last (start-up excluded). Throws when it has not read them by `timeoutMs`.
+ */
+export async function measureCatchUp(
+  route: { url: string; pid: number | undefined },
+  count: number,
+  { pids = {}, extra = [], timeoutMs = 900_000 }: { pids?: { kafka?: number; redis?: number }; extra?: string[]; timeoutMs?: number } = {},
+): Promise<CatchUp> {
+  const cpu = (pid: number | undefined) => cpuSecondsOf(pid) ?? 0;
+  const sample = async () => {
+    const c = await scrapeCounters(route.url, ['pioneer_route_events_total', 'pioneer_route_appends_total', 'pioneer_route_duplicates_total', ...extra]);
+    return {
+      t: performance.now(), c, events: c['pioneer_route_events_total']!, appends: c['pioneer_route_appends_total']!, duplicates: c['pioneer_route_duplicates_total']!,
+      route: cpu(route.pid), kafka: cpu(pids.kafka), redis: cpu(pids.redis),
+    };
+  };
+  let first: Awaited<ReturnType<typeof sample>> | null = null;
+  let last: Awaited<ReturnType<typeof sample>> | null = null;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const s = await sample();
+    if (!first && s.events > 0) first = s;
+    last = s;
+    if (s.events >= count) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!first || !last || last.events < count) throw new Error(`the route read ${last?.events ?? 0} of ${count} events in ${timeoutMs / 1000} s`);
+  const events = last.events - first.events;
+  const seconds = (last.t - first.t) / 1000;
+  const perEvent = (from: number, to: number) => Number((((to - from) * 1e6) / events).toFixed(1));
+  return {
+    events,
+    seconds: Number(seconds.toFixed(2)),
+    events_per_s: Math.round(events / seconds),
+    appends_per_event: Number((last.appends / last.events).toFixed(3)),
+    duplicates_per_event: Number((last.duplicates / last.events).toFixed(3)),
+    route_us_per_event: perEvent(first.route, last.route),
+    kafka_us_per_event: perEvent(first.kafka, last.kafka),
+    redis_us_per_event: perEvent(first.redis, last.redis),
+    counters: Object.fromEntries(extra.map((n) => [n, last!.c[n]!])),
+  };
+}

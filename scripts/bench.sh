@@ -12,6 +12,7 @@
 #   scripts/bench.sh --snapshot a snapshot export of a state topic against a raw consume (bench/snapshot.ts)
 #   scripts/bench.sh --insights the insights function against a raw consume, a 90-day series' latency, bytes per campaign-day (bench/insights.ts)
 #   scripts/bench.sh --kafka-clients [--quick]  raw consume and the route's CPU per event with each Kafka client (bench/kafka-clients.ts)
+#   scripts/bench.sh --route-variants [--quick] the route's CPU per event with filters on data and with transforms, against the ordinary mix (bench/route-variants.ts)
 #   KAFKA_HEAP                  the broker's heap (default here 1g)
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,6 +49,7 @@ echo "bench: Kafka at $PIONEER_KAFKA_BROKERS, Redis at $PIONEER_REDIS_URL" >&2
 [ "${1:-}" = --cold ] && { shift; node --import tsx bench/cold-read.ts "$@"; exit; }   # the cold tier (docs/benchmarks.md)   # 2,000 SSE readers on one gateway (docs/benchmarks.md)
 [ "${1:-}" = --snapshot ] && { shift; node --import tsx bench/snapshot.ts "$@"; exit; }   # snapshot exports against a raw consume (docs/benchmarks.md)
 [ "${1:-}" = --kafka-clients ] && { shift; node --import tsx bench/kafka-clients.ts "$@"; exit; }   # kafkajs against @platformatic/kafka (docs/benchmarks.md)
+[ "${1:-}" = --route-variants ] && { shift; node --import tsx bench/route-variants.ts "$@"; exit; }   # the route with filters on data and transforms (docs/benchmarks.md)
 [ "${1:-}" = --insights ] && { shift; node --import tsx bench/insights.ts "$@"; exit; }   # insights throughput, series latency, bytes per campaign-day (docs/benchmarks.md)
 if [ "${1:-}" = --cluster ]; then
   shift
