@@ -13,7 +13,8 @@ import type { InboundEvent, RawRecord, SourcePosition } from './inbound.ts';
 export function headersToStrings(headers: IHeaders | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (!headers) return out;
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined) continue;
     const v = Array.isArray(value) ? value[value.length - 1] : value;
     if (v !== undefined) out[name.toLowerCase()] = typeof v === 'string' ? v : v.toString('utf8');
@@ -34,14 +35,19 @@ function isCloudEventRecord(record: RawRecord): boolean {
 
 /** Decodes a record; a record that is no CloudEvent at all comes back with neither `event` nor `error`. */
 export function decodeKafkaRecord(record: RawRecord, position?: SourcePosition): InboundEvent {
-  const base: InboundEvent = { record, ...(position ? { position } : {}) };
-  if (!isCloudEventRecord(record)) return base;
-  try {
-    return { ...base, ...toCloudEvent(record) };
-  } catch (err) {
-    const reason = err instanceof InvalidCloudEventError ? err.message : `not valid JSON (${(err as Error).message})`;
-    return { ...base, error: `invalid CloudEvent: ${reason}` };
+  let out: InboundEvent;
+  if (!isCloudEventRecord(record)) out = { record };
+  else {
+    try {
+      out = toCloudEvent(record) as InboundEvent;
+    } catch (err) {
+      const reason = err instanceof InvalidCloudEventError ? err.message : `not valid JSON (${(err as Error).message})`;
+      out = { error: `invalid CloudEvent: ${reason}` };
+    }
+    out.record = record;
   }
+  if (position) out.position = position;
+  return out;
 }
 
 /**

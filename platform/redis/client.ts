@@ -202,11 +202,14 @@ const APPEND_SHA = createHash('sha1').update(APPEND_SCRIPT).digest('hex');
 
 /** One appendEvents call, by the script's SHA1; once more with the script itself when Redis does not hold it (NOSCRIPT). */
 function appendCall(redis: PioneerRedis, args: readonly [number, ...(string | Buffer)[]]): { command: EncodedCommand; reply: Promise<number[]> } {
-  const rest = [String(args[0]), ...args.slice(1)] as (string | Buffer)[];
-  const command = new EncodedCommand('evalsha', [APPEND_SHA, ...rest]);
+  const argv: (string | Buffer)[] = new Array(args.length + 1);
+  argv[0] = APPEND_SHA;
+  argv[1] = String(args[0]);
+  for (let i = 1; i < args.length; i++) argv[i + 1] = args[i] as string | Buffer;
+  const command = new EncodedCommand('evalsha', argv);
   const reply = (command.promise as Promise<number[]>).catch((err: Error) => {
     if (!String(err?.message).includes('NOSCRIPT')) throw err;
-    const again = new EncodedCommand('eval', [APPEND_SCRIPT, ...rest]);
+    const again = new EncodedCommand('eval', [APPEND_SCRIPT, ...argv.slice(1)]);
     void redis.sendCommand(again);
     return again.promise as Promise<number[]>;
   });

@@ -72,7 +72,9 @@ export class EncodedCommand extends Command {
   private encoded: Buffer | undefined;
 
   constructor(name: string, args: (string | Buffer)[]) {
-    super(name, args);
+    // the arguments as they are: ioredis would copy them (flat) and has no keys to prefix here
+    super(name, []);
+    this.args = args;
   }
 
   override toWritable(): Buffer {
