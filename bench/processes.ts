@@ -5,7 +5,7 @@
  * memory sampling from /proc (VmRSS sampled, VmHWM at the end).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -61,6 +61,7 @@ export function buildFunctions(outDir: string): string {
   const scripts = path.join(outDir, 'platform/redis/scripts');
   mkdirSync(scripts, { recursive: true });
   for (const f of readdirSync(path.join(ROOT, 'platform/redis/scripts'))) if (f.endsWith('.lua')) copyFileSync(path.join(ROOT, 'platform/redis/scripts', f), path.join(scripts, f));
+  cpSync(path.join(ROOT, 'portal'), path.join(outDir, 'portal'), { recursive: true }); // as the image lays it out (Dockerfile)
   return path.join(outDir, 'adapters/local/main.js');
 }
 
