@@ -107,6 +107,8 @@ export interface PhaseResult {
   redis_bytes_per_append: number | null;
   peak_rss_mib: Record<string, number>;
   cpu_percent: Record<string, number>;
+  /** each process's CPU from the phase's start until its events were drained, per source event sent (µs) */
+  cpu_us_per_event: Record<string, number>;
 }
 
 
@@ -408,6 +410,7 @@ async function main() {
       }
       const memEnd = await usedMemory(redis);
       const c2 = await counters();
+      const cpuPerEvent = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, Number(((((cpuSecondsOf(p) ?? 0) - (cpu0[k] ?? 0)) * 1e6) / Math.max(1, produced.sent)).toFixed(1))]));
       const appends = c2['pioneer_route_appends_total']! - c0['pioneer_route_appends_total']!;
       const expectedTotal = [...expected.values()].reduce((a, b) => a + b, 0);
       const delivered = d.latencies.length;
@@ -420,7 +423,7 @@ async function main() {
         p50_ms: Math.round(percentile(lat, 50)), p95_ms: Math.round(percentile(lat, 95)), p99_ms: Math.round(percentile(lat, 99)), max_ms: Math.round(lat[lat.length - 1] ?? NaN),
         held: false, stopped_early: stoppedEarly,
         redis_bytes_per_append: appends > 0 ? Math.round((memEnd - memStart) / appends) : null,
-        peak_rss_mib: peak, cpu_percent: cpu,
+        peak_rss_mib: peak, cpu_percent: cpu, cpu_us_per_event: cpuPerEvent,
       };
       result.held = !stoppedEarly && missing === 0 && produced.sent === Math.round(rate * cfg.BENCH_PHASE_SECONDS) && produced.rate >= rate * 0.95 && result.p99_ms < P99_TARGET_MS;
       tail.drop(phase);
@@ -563,6 +566,17 @@ function report(r: any, produce: Rate, consume: Rate, redis: RedisBaseline) {
     ]),
   ));
   lines.push(`* search phase. highest rate held ${r.settings.phase_seconds} s with p99 < 1 s: ${r.max_held_rate || 'none'} events/s`);
+  // each function's CPU per source event beside what Kafka and Redis alone spend (the floor) and the box's ceiling
+  const procs = [...new Set(r.phases.flatMap((p: PhaseResult) => Object.keys(p.cpu_us_per_event ?? {})))] as string[];
+  lines.push('');
+  lines.push(table(
+    ['rate/s', ...procs.map((k) => `${k} µs`), 'all µs', `floor µs`, 'ceiling/s'],
+    r.phases.map((p: PhaseResult) => {
+      const all = Object.values(p.cpu_us_per_event ?? {}).reduce((a, v) => a + v, 0);
+      return [String(p.target_rate), ...procs.map((k) => String(p.cpu_us_per_event?.[k] ?? '-')), all.toFixed(1), String(f.us_per_event), String(Math.round((r.machine.cpus * 1e6) / all))];
+    }),
+  ));
+  lines.push(`CPU per source event of each process (bench: the generator and the latency tail), from each phase's start until its events were delivered; ceiling: the CPUs over all of it`);
   lines.push(`peak RSS over the whole run (VmHWM, MiB): ${Object.entries(r.high_water_rss_mib).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   lines.push('');
   lines.push('targets:');
