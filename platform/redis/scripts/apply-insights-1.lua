@@ -67,18 +67,24 @@ local function flush()
   for _, suffix in ipairs(order) do
     local b = pending[suffix]
     local u, c, x = prefix .. 'u:' .. suffix, prefix .. 'n:' .. suffix, prefix .. 'x:' .. suffix
-    each_slice('PFADD', u, b.customers)
-    redis.call('PEXPIREAT', u, b.expires)
+    -- the counter says whether the bucket is new: its keys get their expiry (fixed by the bucket's end) then only
     local events = redis.call('INCRBY', c, b.events)
-    redis.call('PEXPIREAT', c, b.expires)
+    local new = events == b.events
+    each_slice('PFADD', u, b.customers)
+    if new then
+      redis.call('PEXPIREAT', u, b.expires)
+      redis.call('PEXPIREAT', c, b.expires)
+    end
     -- the exact set exists from the bucket's first event until it outgrows exactMax (then the HLL alone counts);
     -- a bucket that had events and has no set had it dropped: it stays dropped
-    if exactMax > 0 and (events == b.events or redis.call('EXISTS', x) == 1) then
+    if exactMax > 0 and (new or redis.call('EXISTS', x) == 1) then
       if #b.customers > exactMax then
         redis.call('DEL', x)
       else
         each_slice('SADD', x, b.customers)
-        if redis.call('SCARD', x) > exactMax then redis.call('DEL', x) else redis.call('PEXPIREAT', x, b.expires) end
+        -- a new bucket's set holds this call's customers, each once (b.customers has no repeats): within exactMax
+        if new then redis.call('PEXPIREAT', x, b.expires)
+        elseif redis.call('SCARD', x) > exactMax then redis.call('DEL', x) end
       end
     end
   end
