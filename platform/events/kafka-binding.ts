@@ -71,7 +71,8 @@ function toCloudEvent(record: RawRecord): { event: CloudEventJson; json?: string
     const value = record.value!;
     const whole = value.toString('utf8');
     event = JSON.parse(whole) as Record<string, unknown>;
-    text = oneLine(whole);
+    // a line break in the text is one in the bytes (UTF-8 writes CR and LF as themselves only): found there by memchr
+    text = value.indexOf(0x0a) < 0 && value.indexOf(0x0d) < 0 ? whole.trim() : oneLine(whole);
     // the same bytes as the text: nothing trimmed or compacted, and no invalid UTF-8 that decoding replaced
     if (text === whole && isUtf8(value)) bytes = value;
   }
