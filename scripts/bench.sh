@@ -11,6 +11,7 @@
 #   scripts/bench.sh --cold     reads older than the hot window against a raw consume, and the tiers' memory (bench/cold-read.ts)
 #   scripts/bench.sh --snapshot a snapshot export of a state topic against a raw consume (bench/snapshot.ts)
 #   scripts/bench.sh --insights the insights function against a raw consume, a 90-day series' latency, bytes per campaign-day (bench/insights.ts)
+#   scripts/bench.sh --delivery-rate  webhooks to 100 local endpoints and 100 SSE readers: events per CPU second (bench/delivery-rate.ts)
 #   scripts/bench.sh --kafka-clients [--quick]  raw consume and the route's CPU per event with each Kafka client (bench/kafka-clients.ts)
 #   scripts/bench.sh --route-variants [--quick] the route's CPU per event with filters on data and with transforms, against the ordinary mix (bench/route-variants.ts)
 #   KAFKA_HEAP                  the broker's heap (default here 1g)
@@ -51,6 +52,7 @@ echo "bench: Kafka at $PIONEER_KAFKA_BROKERS, Redis at $PIONEER_REDIS_URL" >&2
 [ "${1:-}" = --kafka-clients ] && { shift; node --import tsx bench/kafka-clients.ts "$@"; exit; }   # kafkajs against @platformatic/kafka (docs/benchmarks.md)
 [ "${1:-}" = --route-variants ] && { shift; node --import tsx bench/route-variants.ts "$@"; exit; }   # the route with filters on data and transforms (docs/benchmarks.md)
 [ "${1:-}" = --insights ] && { shift; node --import tsx bench/insights.ts "$@"; exit; }   # insights throughput, series latency, bytes per campaign-day (docs/benchmarks.md)
+[ "${1:-}" = --delivery-rate ] && { shift; node --import tsx bench/delivery-rate.ts "$@"; exit; }   # webhooks and SSE: events per CPU second of deliver and gateway (docs/benchmarks.md)
 if [ "${1:-}" = --cluster ]; then
   shift
   echo "bench: starting a Redis Cluster and three Kafka brokers in $RUN" >&2
