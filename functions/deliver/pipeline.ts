@@ -125,7 +125,9 @@ export function createDeliveryPipeline(deps: {
     const attempt = () =>
       endpoints.finishAttempt(p.lane.tenantId, p.lane.subId, {
         owner: p.lane.owner, head: p.headId, outcome, nextAtMs: opts.nextAt ?? 0, record: record(p, r, outcome, opts.nextAt), attemptsKept: cfg.attemptsKept,
-        nowMs: Date.now(), reason: opts.reason ?? '', event: p.head.event, type: p.head.type, webhookId: p.webhookId, deadLettersMax: cfg.deadLettersMax,
+        nowMs: Date.now(), reason: opts.reason ?? '', deadLettersMax: cfg.deadLettersMax,
+        // the event goes to Redis again only when it is dead-lettered: a delivered one is in its stream already
+        ...(outcome === 'dead' ? { event: p.head.event, type: p.head.type, webhookId: p.webhookId } : { event: '', type: '', webhookId: '' }),
       });
     // A delivery that cannot be recorded would be sent again: keep trying to record it while Redis is away (a
     // failover, a restart), up to RECORD_DELIVERY_MS; the endpoint's next event waits meanwhile, so order holds.

@@ -270,6 +270,7 @@ export function createEndpointStore(redis: PioneerRedis, box: SecretBox) {
         nowMs: number;
         /** why the endpoint is disabled or the event dead-lettered */
         reason: string;
+        /** the event, its type and webhook-id: read for `dead` only (empty strings otherwise) */
         event: string;
         type: string;
         webhookId: string;

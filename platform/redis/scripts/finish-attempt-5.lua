@@ -13,9 +13,9 @@
 -- ARGV[6] how many attempt records to keep
 -- ARGV[7] now (ms)
 -- ARGV[8] why the endpoint is disabled or the event dead-lettered
--- ARGV[9] the event (structured CloudEvent JSON; for "dead")
--- ARGV[10] the event type (for "dead")
--- ARGV[11] the webhook-id (for "dead")
+-- ARGV[9] the event (structured CloudEvent JSON; for "dead", empty otherwise)
+-- ARGV[10] the event type (for "dead", empty otherwise)
+-- ARGV[11] the webhook-id (for "dead", empty otherwise)
 -- ARGV[12] the dead letters cap (approximate MAXLEN)
 -- Returns 1; -1 when the lease is not ours; -3 when the head moved on meanwhile (nothing is written).
 -- A delivery is a fact, whoever holds the lease now: "delivered" is recorded while the head is still that event
