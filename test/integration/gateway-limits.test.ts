@@ -68,16 +68,29 @@ function ownPorts(): Set<number> {
   return ports;
 }
 
-/** Redis connections of the gateway in this process (connection name pioneer-gateway, platform/redis/client.ts). */
-async function gatewayConnections(): Promise<number> {
+/**
+ * The CLIENT LIST lines of the gateway's Redis connections in this process (connection name pioneer-gateway,
+ * platform/redis/client.ts): age, idle time and last command are what a failed bound shows.
+ */
+async function gatewayConnectionLines(): Promise<string[]> {
   const ports = ownPorts();
-  let count = 0;
+  const lines: string[] = [];
   // every server the gateway may connect to: one, or each master of a Redis Cluster
   for (const server of serversOf(redis)) {
     const list = (await server.client('LIST')) as string;
-    count += list.split('\n').filter((l) => / name=pioneer-gateway /.test(l) && ports.has(Number(/ addr=\S+:(\d+) /.exec(l)?.[1]))).length;
+    lines.push(...list.split('\n').filter((l) => / name=pioneer-gateway /.test(l) && ports.has(Number(/ addr=\S+:(\d+) /.exec(l)?.[1]))));
   }
-  return count;
+  return lines;
+}
+
+/**
+ * The gateway's connections once they settle within `bound`: a connection closed or replaced a moment ago (a
+ * busy machine delays both ends) may still be listed; a leak never settles. The last lines seen when not.
+ */
+async function settledConnections(bound: number): Promise<{ count: number; lines: string[] }> {
+  let lines: string[] = [];
+  await waitFor(async () => (lines = await gatewayConnectionLines()).length <= bound, { timeout: 10_000, interval: 200, message: 'the gateway connections to settle' }).catch(() => {});
+  return { count: lines.length, lines };
 }
 
 test(`2,000 simultaneous stream requests of one tenant: exactly ${MAX} open, the rest get 429 with Retry-After; closed, the slots are free again`, { timeout: 120_000 }, async (t0) => {
@@ -132,8 +145,8 @@ const CONNECTIONS = deps().cluster ? { idle: 3 + 1, open: 3 + 4 + 1 } : { idle: 
 
 test(`200 open streams over 4 tenants hold a bounded number of reading connections (${READERS} on one server, one per tenant on a Cluster), and each gets its subscription's events in order`, { timeout: 120_000 }, async () => {
   await waitFor(async () => (await openStreams()) === 0, { message: 'no stream open' });
-  const before = await gatewayConnections();
-  assert.ok(before <= CONNECTIONS.idle, `${before} gateway connections before any stream`);
+  const before = await settledConnections(CONNECTIONS.idle);
+  assert.ok(before.count <= CONNECTIONS.idle, `${before.count} gateway connections before any stream:\n${before.lines.join('\n')}`);
   const tenants = await Promise.all(Array.from({ length: 4 }, () => createTenant(p.url('subscriptions'), p.adminKey)));
   // two subscriptions per tenant, each of its own event type
   const subs = await Promise.all(tenants.flatMap((t) => ['tick.a', 'tick.b'].map(async (type) => ({ t, type, ...(await subscribe(t, type)) }))));
@@ -147,9 +160,8 @@ test(`200 open streams over 4 tenants hold a bounded number of reading connectio
     await waitFor(async () => (await openStreams()) === 200, { message: '200 open streams', timeout: 30_000 });
     // a reading connection of a stream closed a moment ago may still be on its way out: the bound must hold once
     // the connections settle (a leak never does)
-    let held = 0;
-    await waitFor(async () => (held = await gatewayConnections()) <= CONNECTIONS.open, { timeout: 5000, message: 'the gateway connections to settle' }).catch(() => {});
-    assert.ok(held <= CONNECTIONS.open, `${held} gateway connections with 200 open streams (at most ${CONNECTIONS.open})`);
+    const held = await settledConnections(CONNECTIONS.open);
+    assert.ok(held.count <= CONNECTIONS.open, `${held.count} gateway connections with 200 open streams (at most ${CONNECTIONS.open}):\n${held.lines.join('\n')}`);
 
     // each subscription's events in one ordering key, produced in a few batches while the streams wait
     for (let batch = 0; batch < 3; batch++) {
@@ -162,7 +174,8 @@ test(`200 open streams over 4 tenants hold a bounded number of reading connectio
       assert.deepEqual(got.map((d: { i: number }) => d.i), Array.from({ length: N }, (_, i) => i), `stream of ${s.id}`);
       assert.ok(got.every((d: { sub: number }) => d.sub === subs.indexOf(s)), `stream of ${s.id} got only its own events`);
     }
-    assert.ok((await gatewayConnections()) <= CONNECTIONS.open);
+    const after = await settledConnections(CONNECTIONS.open);
+    assert.ok(after.count <= CONNECTIONS.open, `${after.count} gateway connections after the events:\n${after.lines.join('\n')}`);
   } finally {
     ac.abort();
   }
