@@ -92,7 +92,7 @@ export default defineFunction({
     /** counts entries sent to a tenant's client: the metric by mode, the tenant's flow by type */
     const delivered = (tenantId: string, mode: 'json' | 'sse', entries: readonly StreamEntry[]) => {
       sent.inc({ mode }, entries.length);
-      for (const e of entries) flow.add(tenantId, e.type);
+      flow.addEach(tenantId, entries.map((e) => e.type));
     };
     const streams = new Set<() => void>();
     let closing = false;

@@ -31,6 +31,8 @@ const OTHER = '(other)';
 export interface FlowCounter {
   /** counts `n` events of `type` for the tenant, in the current minute */
   add(tenantId: string, type: string, n?: number): void;
+  /** counts one event of each type listed (a batch's): one addition per distinct type, not per event */
+  addEach(tenantId: string, types: Iterable<string>): void;
   /** adds what was counted to Redis now */
   flush(): Promise<void>;
   /** stops the timer, after a last flush */
@@ -86,10 +88,17 @@ export function createFlowCounter(redis: PioneerRedis, stage: FlowStage, { flush
   const timer = setInterval(() => void flush(), flushMs);
   timer.unref();
 
+  function add(tenantId: string, type: string, n = 1): void {
+    if (n <= 0) return;
+    merge(pending, `${Math.floor(now() / 60_000)}\n${tenantId}`, type.length > MAX_TYPE ? type.slice(0, MAX_TYPE) : type, n);
+  }
+
   return {
-    add(tenantId, type, n = 1) {
-      if (n <= 0) return;
-      merge(pending, `${Math.floor(now() / 60_000)}\n${tenantId}`, type.length > MAX_TYPE ? type.slice(0, MAX_TYPE) : type, n);
+    add,
+    addEach(tenantId, types) {
+      const counts = new Map<string, number>();
+      for (const type of types) counts.set(type, (counts.get(type) ?? 0) + 1);
+      for (const [type, n] of counts) add(tenantId, type, n);
     },
     flush,
     async close() {

@@ -291,13 +291,9 @@ async function appendMatches(redis: PioneerRedis, byTenant: Matches['byTenant'],
  */
 function countRouted(flow: FlowCounter, tenantId: string, batch: StreamBatch, skipped: number): void {
   const ev = batch.events;
-  // counted per type first: one addition per type and batch rather than one per event
-  const types = new Map<string, number>();
-  for (let j = skipped; j < ev.length; j++) {
-    const { type, setAside } = ev[j]!;
-    if (setAside === undefined) types.set(type, (types.get(type) ?? 0) + 1);
-  }
-  for (const [type, n] of types) flow.add(tenantId, type, n);
+  const types: string[] = [];
+  for (let j = skipped; j < ev.length; j++) if (ev[j]!.setAside === undefined) types.push(ev[j]!.type);
+  flow.addEach(tenantId, types);
 }
 
 /** How much of a subscription's events Redis holds, and for how long its cursors resume (docs/operations.md). */
