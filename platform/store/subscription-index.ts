@@ -151,9 +151,11 @@ export function createSubscriptionIndex(opts: { store: SubscriptionStore; log: L
   // called read the version counter after the call
   let started = 0;
   let runningNo = 0;
-  function startLoad(force: boolean): Promise<void> {
+  // `byAge`: a load may also reload everything because the last full load is old (the timer's loads); the route's
+  // check before a batch reads what changed only, so that a batch does not wait on a reload of every tenant
+  function startLoad(force: boolean, byAge = true): Promise<void> {
     runningNo = ++started;
-    running = load(force).finally(() => (running = null));
+    running = load(force, byAge).finally(() => (running = null));
     return running;
   }
   async function refresh(force = false): Promise<void> {
@@ -166,14 +168,14 @@ export function createSubscriptionIndex(opts: { store: SubscriptionStore; log: L
   async function current(): Promise<void> {
     const seen = started;
     for (;;) {
-      if (!running) return startLoad(false);
+      if (!running) return startLoad(false, false);
       if (runningNo > seen) return running;
       await running.catch(() => {});
     }
   }
 
-  async function load(force: boolean): Promise<void> {
-    const changes = force ? 'all' : await store.changesSince(mark);
+  async function load(force: boolean, byAge: boolean): Promise<void> {
+    const changes = force ? 'all' : await store.changesSince(mark, byAge ? undefined : Infinity);
     if (changes === null) return;
     if (changes !== 'all') {
       const lists = await Promise.all(changes.tenants.map((t) => store.list(t)));
