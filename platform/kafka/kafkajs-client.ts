@@ -2,6 +2,24 @@
 import { Partitioners, type Admin, type Consumer, type Kafka } from 'kafkajs';
 import type { ConsumedRecord, GroupConsumer, GroupConsumerOptions, KafkaAdmin, KafkaClient, RecordProducer } from './types.ts';
 
+/**
+ * Subscribes to `topic`, asking again for up to 30 s while the broker asked does not know it yet: on a cluster a
+ * topic created a moment ago (by another broker's controller) is not in every broker's metadata at once.
+ */
+async function subscribeWhenKnown(consumer: Consumer, topic: string, fromBeginning: boolean | undefined): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await consumer.subscribe({ topic, fromBeginning });
+      return;
+    } catch (err) {
+      const type = (err as { type?: string }).type;
+      if ((type !== 'UNKNOWN_TOPIC_OR_PARTITION' && type !== 'LEADER_NOT_AVAILABLE') || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
 function groupConsumer(kafka: Kafka, opts: GroupConsumerOptions): GroupConsumer {
   const consumer: Consumer = kafka.consumer({
     groupId: opts.groupId,
@@ -15,7 +33,7 @@ function groupConsumer(kafka: Kafka, opts: GroupConsumerOptions): GroupConsumer 
   return {
     async run(eachBatch) {
       await consumer.connect();
-      for (const topic of opts.topics) await consumer.subscribe({ topic, fromBeginning: opts.fromBeginning });
+      for (const topic of opts.topics) await subscribeWhenKnown(consumer, topic, opts.fromBeginning);
       await consumer.run({
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: opts.partitionsConsumedConcurrently,
