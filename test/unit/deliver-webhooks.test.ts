@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Webhook } from 'standardwebhooks';
-import { generateSecret, signHeaders, webhookIdOf } from '../../platform/webhooks/signing.ts';
+import fc from 'fast-check';
+import { generateSecret, sign, signHeaders, webhookIdOf } from '../../platform/webhooks/signing.ts';
 import { categoryOf, checkEndpointUrl, urlPolicyOf } from '../../platform/webhooks/url-policy.ts';
 
 const strict = urlPolicyOf({ PIONEER_WEBHOOK_ALLOW_HTTP: false, PIONEER_WEBHOOK_ALLOW_NETWORKS: [] });
@@ -18,6 +19,23 @@ test('signatures verify with the standardwebhooks package, with either secret du
   assert.deepEqual(new Webhook(previous).verify(body, { ...headers }), JSON.parse(body));
   assert.throws(() => new Webhook(generateSecret()).verify(body, { ...headers }), /No matching signature/);
   assert.throws(() => new Webhook(current).verify(body + ' ', { ...headers }), /No matching signature/);
+});
+
+test('each signature is the one the standardwebhooks package makes, for any secret, id, time and body', () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 16, maxLength: 64 }),
+      fc.string({ minLength: 1, maxLength: 40 }),
+      fc.integer({ min: 0, max: 4_102_444_800_000 }),
+      fc.string({ unit: 'binary', maxLength: 2000 }),
+      (key, id, ms, body) => {
+        const secret = 'whsec_' + Buffer.from(key).toString('base64');
+        const at = new Date(ms);
+        assert.equal(sign(secret, id, at, body), new Webhook(secret).sign(id, at, body));
+      },
+    ),
+    { numRuns: 500 },
+  );
 });
 
 test('the webhook-id depends only on the event source and id', () => {
