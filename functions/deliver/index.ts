@@ -45,6 +45,8 @@ const config = commonSchema.extend({
   PIONEER_DELIVER_LEASE_MS: env.int(300, 600_000).default(30_000),
   PIONEER_DELIVER_CLAIM_MS: env.int(10, 600_000).default(2000),
   PIONEER_DELIVER_MAX_ENDPOINTS: env.int(1, 1_000_000).default(10_000),
+  // an endpoint's next events read at once and held until sent: fewer reads, at most this many events per endpoint in memory
+  PIONEER_DELIVER_READ_AHEAD: env.int(1, 1000).default(8),
   PIONEER_DELIVER_ATTEMPTS_KEPT: env.int(1, 10_000).default(100),
   PIONEER_DELIVER_DEAD_LETTERS_MAX: env.int(100, 10_000_000).default(100_000),
   PIONEER_DELIVER_REPLAY_MAX: env.int(1, 1_000_000).default(10_000),
@@ -58,7 +60,8 @@ export default defineFunction({
   config,
   defaultPort: 8084,
   async create(cfg, { log, metrics }) {
-    const redis = createRedis(cfg, { name: 'deliver' });
+    // many lanes call Redis at once: the client sends what they ask in one tick as one write
+    const redis = createRedis(cfg, { name: 'deliver', enableAutoPipelining: true });
     const tenants = createTenantStore(redis);
     const subs = createSubscriptionStore(redis);
     // each endpoint's secrets are read on every poll: remember the opened ones of every endpoint it may work
@@ -103,6 +106,7 @@ export default defineFunction({
         claimMs: cfg.PIONEER_DELIVER_CLAIM_MS,
         maxEndpoints: cfg.PIONEER_DELIVER_MAX_ENDPOINTS,
         errorBackoffMs: cfg.PIONEER_DELIVER_RECHECK_MS,
+        readAhead: cfg.PIONEER_DELIVER_READ_AHEAD,
       },
     });
     const held = gauge(metrics, 'pioneer_deliver_endpoints_held', 'Webhook endpoints this instance works');

@@ -9,13 +9,15 @@
  *
  * A lane sends one event at a time and moves on only when it succeeded (or was dead-lettered), which keeps
  * strict order per endpoint; lanes are independent, so a slow or failing endpoint delays only itself.
- * A lane holds no timer of its own that matters: it reads next_at from Redis before each step.
+ * A lane holds no timer of its own that matters: it reads the endpoint (next_at, state, cursor) from Redis in
+ * the call that begins each attempt. It reads a few events ahead (PIONEER_DELIVER_READ_AHEAD) and names the
+ * next one in the call that records the last outcome, so an event costs one Redis call besides its POST.
  */
 import { CursorExpiredError } from '../../platform/errors.ts';
 import type { TieredReader, TieredStreams } from '../../platform/tiers/cold-reader.ts';
 import type { Logger } from '../../platform/telemetry/logger.ts';
 import type { LoadMark, Subscription, SubscriptionStore } from '../../platform/store/subscriptions.ts';
-import type { EndpointStore } from '../../platform/webhooks/endpoints.ts';
+import { signingSecrets, type AttemptBegun, type EndpointStore } from '../../platform/webhooks/endpoints.ts';
 import type { DeliveryPipeline, HeadEvent, Lane } from './pipeline.ts';
 
 export interface LaneTimings {
@@ -34,12 +36,21 @@ export interface LaneTimings {
   maxEndpoints: number;
   /** pause after a Redis error before a lane tries again */
   errorBackoffMs: number;
+  /** how many of an endpoint's next events a lane reads at once (held until sent) */
+  readAhead: number;
 }
 
 interface RunningLane extends Lane {
   active: boolean;
   /** the endpoint's events, from the hot window or, for a lane far behind, from the source topics */
   reader: TieredReader;
+  /** the live events read ahead after `aheadAfter` (the endpoint's cursor when they were read), oldest first */
+  ahead: { cursor: string; type: string; event: string }[];
+  aheadAfter: string | null;
+  /** the stored secrets (as endpoints.step names them) known to open; '' before the first look */
+  checkedSecrets: string;
+  /** the endpoint's next attempt, begun (or the endpoint read) by the call that recorded the last outcome */
+  next: AttemptBegun | null;
   /** the current wait between empty looks, doubling while the stream stays quiet */
   idleMs: number;
   disabled: boolean;
@@ -81,56 +92,105 @@ export function createLaneScheduler(deps: {
     });
   }
 
-  /** One step of a lane; returns how long to wait before the next one. */
+  /**
+   * One step of a lane; returns how long to wait before the next one. The lane names the live event it read
+   * after the cursor it believes is the endpoint's, and the call that reads the endpoint begins the attempt at
+   * it (endpoints.step); the call that records an attempt's outcome begins the next one, so an event costs one
+   * Redis call besides its POST. When the endpoint says otherwise (another cursor, a queued dead letter,
+   * disabled, waiting, secrets rotated), nothing is counted and the lane acts on what it read.
+   */
   async function step(lane: RunningLane): Promise<number> {
-    const { endpoint, queued } = await endpoints.head(lane.tenantId, lane.subId);
-    let ep = endpoint;
-    if (!ep) {
-      // a sink without an endpoint record (its creation was cut short): create it now, delivering from the start;
-      // none when the subscription is gone (this lane stops at the next refresh)
-      if (!(await store.get(lane.tenantId, lane.subId))) return timings.recheckMs;
-      await endpoints.ensure(lane.tenantId, lane.subId, 'start');
-      ep = await endpoints.get(lane.tenantId, lane.subId);
-      if (!ep) return timings.recheckMs;
+    let begun = lane.next;
+    lane.next = null;
+    if (!begun) {
+      begun = (await endpoints.step(lane.tenantId, lane.subId, { owner, nowMs: Date.now(), begin: beginArgs(lane) })).begun!;
     }
-    lane.disabled = ep.state === 'disabled';
-    if (lane.disabled) return timings.recheckMs;
-    const now = Date.now();
-    if (ep.next_at !== undefined && ep.next_at > now) return Math.min(ep.next_at - now, timings.recheckMs);
-
-    let head: HeadEvent | null = null;
-    if (queued) {
-      head = { from: 'replay', cursor: queued.cursor, type: queued.type, event: queued.event };
-    } else {
-      const entry = await nextEvent(lane, ep.cursor);
-      if (entry) head = { from: 'live', cursor: entry.cursor, type: entry.type, event: entry.event };
-    }
-    if (!head) {
-      lane.idleMs = lane.idleMs === 0 ? timings.pollMs : Math.min(lane.idleMs * 2, Math.max(timings.pollMs, timings.idlePollMaxMs));
-      return lane.idleMs;
-    }
-    lane.idleMs = 0;
-
-    const result = await pipeline.deliver(lane, ep, head);
-    if (result === 'lost') {
+    if (begun.kind === 'lost') {
       log.info({ subscription: lane.subId }, 'endpoint lease lost; another instance works it now');
       stopLane(lane);
       return 0;
     }
-    if (result === 'gone' || result === 'dead' || result === 'disabled') lane.disabled = true;
+    if (begun.kind === 'missing') {
+      // a sink without an endpoint record (its creation was cut short): create it now, delivering from the start;
+      // none when the subscription is gone (this lane stops at the next refresh)
+      if (!(await store.get(lane.tenantId, lane.subId))) return timings.recheckMs;
+      return (await endpoints.ensure(lane.tenantId, lane.subId, 'start')) ? 0 : timings.recheckMs;
+    }
+    const ep = begun.endpoint;
+    lane.disabled = ep.state === 'disabled';
+    if (begun.kind === 'idle') {
+      const now = Date.now();
+      if (lane.disabled || (ep.next_at !== undefined && ep.next_at > now)) {
+        // nothing goes out for a while: let go of what was read ahead
+        lane.ahead = [];
+        lane.aheadAfter = null;
+        return lane.disabled ? timings.recheckMs : Math.min(ep.next_at! - now, timings.recheckMs);
+      }
+      if (begun.storedSecrets !== lane.checkedSecrets) {
+        // new secrets (a rotation): sign nothing until they open; one that does not fails the step, not the event
+        signingSecrets(ep, now);
+        lane.checkedSecrets = begun.storedSecrets;
+        return 0;
+      }
+      await readAhead(lane, ep.cursor);
+      if (lane.ahead.length > 0) {
+        lane.idleMs = 0;
+        return 0;
+      }
+      lane.idleMs = lane.idleMs === 0 ? timings.pollMs : Math.min(lane.idleMs * 2, Math.max(timings.pollMs, timings.idlePollMaxMs));
+      return lane.idleMs;
+    }
+    lane.idleMs = 0;
+    const live = lane.ahead[0];
+    const head: HeadEvent = begun.queued
+      ? { from: 'replay', cursor: begun.queued.cursor, type: begun.queued.type, event: begun.queued.event }
+      : { from: 'live', cursor: live!.cursor, type: live!.type, event: live!.event };
+    // the last event read ahead: read the ones after it while it is sent
+    const more = head.from === 'live' && lane.ahead.length === 1 ? readAfter(lane, head.cursor).catch(() => null) : null;
+    const done = await pipeline.deliver(lane, ep, head, begun.attempt, async (advanced) => {
+      if (!lane.active) return null;
+      if (advanced) {
+        // the endpoint moves past it
+        lane.ahead.shift();
+        lane.aheadAfter = head.cursor;
+        const after = more ? await more : null;
+        if (after) lane.ahead = after;
+      }
+      return beginArgs(lane);
+    });
+    if (done.result === 'lost') {
+      log.info({ subscription: lane.subId }, 'endpoint lease lost; another instance works it now');
+      stopLane(lane);
+      return 0;
+    }
+    if (done.result === 'gone' || done.result === 'dead') lane.disabled = true;
+    lane.next = done.next;
     return 0;
   }
 
-  /** The endpoint's next event after `cursor`, from either tier. */
-  async function nextEvent(lane: RunningLane, cursor: string) {
+  /** What the lane names for the endpoint's next attempt: the first live event it read ahead, after which cursor. */
+  function beginArgs(lane: RunningLane) {
+    return { after: lane.aheadAfter ?? '', live: lane.ahead[0]?.cursor ?? '', checkedSecrets: lane.checkedSecrets };
+  }
+
+  /** Reads the endpoint's next events after `cursor` into the lane (see readAfter). */
+  async function readAhead(lane: RunningLane, cursor: string): Promise<void> {
+    lane.ahead = await readAfter(lane, cursor);
+    lane.aheadAfter = cursor;
+  }
+
+  /** The endpoint's next events after `cursor`, from either tier, at most readAhead of them. */
+  async function readAfter(lane: RunningLane, cursor: string): Promise<RunningLane['ahead']> {
+    let entries;
     try {
-      return (await lane.reader.read(cursor, 1)).entries[0] ?? null;
+      entries = (await lane.reader.read(cursor, timings.readAhead)).entries;
     } catch (err) {
       if (!(err instanceof CursorExpiredError) || err.oldestCursor === null) throw err;
       // away longer than the source topics keep events: what is gone is gone; go on from the oldest that is not
       log.error({ subscription: lane.subId, cursor, resumes_after: err.oldestCursor }, 'endpoint cursor older than the source topics keep events; events in between are lost to it');
-      return (await lane.reader.read(err.oldestCursor, 1)).entries[0] ?? null;
+      entries = (await lane.reader.read(err.oldestCursor, timings.readAhead)).entries;
     }
+    return entries.map((e) => ({ cursor: e.cursor, type: e.type, event: e.event }));
   }
 
   async function run(lane: RunningLane): Promise<void> {
@@ -154,6 +214,10 @@ export function createLaneScheduler(deps: {
       owner,
       active: true,
       reader: tiered.reader({ tenantId: sub.tenant_id, subId: sub.id }),
+      ahead: [],
+      aheadAfter: null,
+      checkedSecrets: '',
+      next: null,
       idleMs: 0,
       disabled: false,
       wake: () => {},

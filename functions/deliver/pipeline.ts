@@ -1,6 +1,6 @@
 /**
- * The delivery of one event to one endpoint, as named steps: prepare (count the attempt in Redis, sign the
- * body) -> send (one POST) -> onSuccess (advance the endpoint) | onFailure (retry at the time retryDelay gives,
+ * The delivery of one event to one endpoint, its attempt counted by the lane (endpoints.beginAttempt), as named
+ * steps: prepare (sign the body) -> send (one POST) -> onSuccess (advance the endpoint) | onFailure (retry at the time retryDelay gives,
  * disable on 410, dead-letter when the schedule is exhausted). Every state change goes through the endpoint
  * store (platform/webhooks/endpoints.ts), fenced by the endpoint's lease, so an instance that lost the endpoint
  * cannot move it.
@@ -10,7 +10,7 @@ import type { Logger } from '../../platform/telemetry/logger.ts';
 import type { FlowCounter } from '../../platform/insights/flow.ts';
 import type { Counter, Histogram } from '../../platform/telemetry/metrics.ts';
 import { signHeaders, webhookIdOf } from '../../platform/webhooks/signing.ts';
-import { signingSecrets, type AttemptRecord, type EndpointRecord, type EndpointStore } from '../../platform/webhooks/endpoints.ts';
+import { signingSecrets, type AttemptBegun, type AttemptOutcome, type AttemptRecord, type EndpointRecord, type EndpointStore } from '../../platform/webhooks/endpoints.ts';
 import { parseRetryAfter, retryDelay } from '../../platform/webhooks/retry-delay.ts';
 import type { SendResult, Sender } from './send.ts';
 
@@ -57,7 +57,19 @@ export interface PipelineMetrics {
   deadLetters: Counter;
 }
 
-export type StepResult = 'delivered' | 'retry' | 'dead' | 'gone' | 'lost' | 'disabled';
+export type StepResult = 'delivered' | 'retry' | 'dead' | 'gone' | 'lost';
+
+/** What an attempt ended in, and the endpoint's next attempt when the lane asked for it to begin (null if not). */
+export interface Step {
+  result: StepResult;
+  next: AttemptBegun | null;
+}
+
+/**
+ * The lane's next attempt, asked for as an attempt's outcome is recorded: `advanced` tells whether the
+ * endpoint's cursor moves past the head (a live event delivered or dead-lettered). Null: begin none.
+ */
+export type NextAttempt = (advanced: boolean) => Promise<{ after: string; live: string; checkedSecrets: string } | null>;
 
 /** The webhook-id of a stored event: from its CloudEvent source and id, else (unparsable) its cursor. */
 export function webhookIdOfEntry(event: string, subId: string, cursor: string): string {
@@ -82,19 +94,14 @@ export function createDeliveryPipeline(deps: {
 }) {
   const { endpoints, sender, cfg, metrics, log, flow, random = Math.random } = deps;
 
-  /** prepare: counts the attempt (before sending: a crash mid-attempt still counts) and signs the body. */
-  async function prepare(lane: Lane, ep: EndpointRecord, head: HeadEvent): Promise<Prepared | 'lost' | 'disabled'> {
+  /** prepare: signs the body for the attempt the lane counted (endpoints.beginAttempt) before sending. */
+  function prepare(lane: Lane, ep: EndpointRecord, head: HeadEvent, attempt: number): Prepared {
     const headId = `${head.from}:${head.cursor}`;
-    // before the attempt counts: a secret that does not open (its key not configured) fails the step, not the event
-    const secrets = signingSecrets(ep, Date.now());
-    const begun = await endpoints.beginAttempt(lane.tenantId, lane.subId, { owner: lane.owner, head: headId, nowMs: Date.now() });
-    if (!begun.begun) return begun.reason;
-    const attempt = begun.attempt;
     const webhookId = webhookIdOfEntry(head.event, lane.subId, head.cursor);
     const now = new Date();
     const headers = {
       'content-type': 'application/cloudevents+json; charset=utf-8',
-      ...signHeaders(secrets, webhookId, now, head.event),
+      ...signHeaders(signingSecrets(ep, now.getTime()), webhookId, now, head.event),
     };
     return { lane, head, headId, attempt, webhookId, headers, body: head.event };
   }
@@ -121,41 +128,46 @@ export function createDeliveryPipeline(deps: {
     return JSON.stringify(rec);
   }
 
-  async function finish(p: Prepared, r: SendResult, outcome: 'delivered' | 'retry' | 'dead' | 'gone', opts: { nextAt?: number; reason?: string } = {}): Promise<StepResult> {
-    const attempt = () =>
-      endpoints.finishAttempt(p.lane.tenantId, p.lane.subId, {
-        owner: p.lane.owner, head: p.headId, outcome, nextAtMs: opts.nextAt ?? 0, record: record(p, r, outcome, opts.nextAt), attemptsKept: cfg.attemptsKept,
-        nowMs: Date.now(), reason: opts.reason ?? '', deadLettersMax: cfg.deadLettersMax,
-        // the event goes to Redis again only when it is dead-lettered: a delivered one is in its stream already
-        ...(outcome === 'dead' ? { event: p.head.event, type: p.head.type, webhookId: p.webhookId } : { event: '', type: '', webhookId: '' }),
-      });
+  async function finish(
+    p: Prepared, r: SendResult, outcome: 'delivered' | 'retry' | 'dead' | 'gone', next: NextAttempt | undefined,
+    opts: { nextAt?: number; reason?: string } = {},
+  ): Promise<Step> {
+    const recordOutcome: AttemptOutcome = {
+      head: p.headId, outcome, nextAtMs: opts.nextAt ?? 0, record: record(p, r, outcome, opts.nextAt), attemptsKept: cfg.attemptsKept,
+      reason: opts.reason ?? '', deadLettersMax: cfg.deadLettersMax,
+      // the event goes to Redis again only when it is dead-lettered: a delivered one is in its stream already
+      ...(outcome === 'dead' ? { event: p.head.event, type: p.head.type, webhookId: p.webhookId } : { event: '', type: '', webhookId: '' }),
+    };
+    // the endpoint's next attempt begins in the same call, when the lane names it
+    const begin = next ? await next(p.head.from === 'live' && (outcome === 'delivered' || outcome === 'dead')) : null;
+    const call = () => endpoints.step(p.lane.tenantId, p.lane.subId, { owner: p.lane.owner, nowMs: Date.now(), outcome: recordOutcome, ...(begin ? { begin } : {}) });
     // A delivery that cannot be recorded would be sent again: keep trying to record it while Redis is away (a
     // failover, a restart), up to RECORD_DELIVERY_MS; the endpoint's next event waits meanwhile, so order holds.
     // Any other outcome is simply retried by the next step.
-    let res: Awaited<ReturnType<typeof attempt>>;
+    let res: Awaited<ReturnType<typeof call>>;
     for (let tries = 0, deadline = Date.now() + RECORD_DELIVERY_MS; ; tries++) {
       try {
-        res = await attempt();
+        res = await call();
         break;
       } catch (err) {
         if (outcome !== 'delivered' || Date.now() > deadline) throw err;
         await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** tries, 2000)));
       }
     }
-    if (res === 'lost') return 'lost';
+    if (res.recorded === 'lost') return { result: 'lost', next: null };
     if (outcome === 'delivered') flow?.add(p.lane.tenantId, p.head.type);
     // moved: the head was reset meanwhile (enabled, replayed); the next step reads the endpoint again
-    return outcome;
+    return { result: outcome, next: res.begun };
   }
 
   /** onSuccess: the endpoint moves past the event. */
-  function onSuccess(p: Prepared, r: SendResult): Promise<StepResult> {
-    return finish(p, r, 'delivered');
+  function onSuccess(p: Prepared, r: SendResult, next?: NextAttempt): Promise<Step> {
+    return finish(p, r, 'delivered', next);
   }
 
   /** onFailure: 410 disables the endpoint; otherwise the next attempt is scheduled, or the event dead-lettered. */
-  async function onFailure(p: Prepared, r: SendResult): Promise<StepResult> {
-    if (r.status === 410) return finish(p, r, 'gone', { reason: 'the endpoint answered 410 Gone' });
+  async function onFailure(p: Prepared, r: SendResult, next?: NextAttempt): Promise<Step> {
+    if (r.status === 410) return finish(p, r, 'gone', next, { reason: 'the endpoint answered 410 Gone' });
     const now = Date.now();
     const delay = retryDelay({
       schedule: cfg.schedule,
@@ -166,22 +178,24 @@ export function createDeliveryPipeline(deps: {
       maxRetryAfterMs: cfg.maxRetryAfterMs,
     });
     if (delay === null) {
-      const result = await finish(p, r, 'dead', { reason: `${p.attempt} attempts failed; the last: ${r.error ?? `HTTP ${r.status}`}` });
-      if (result === 'dead') metrics.deadLetters.inc();
-      return result;
+      const step = await finish(p, r, 'dead', next, { reason: `${p.attempt} attempts failed; the last: ${r.error ?? `HTTP ${r.status}`}` });
+      if (step.result === 'dead') metrics.deadLetters.inc();
+      return step;
     }
-    return finish(p, r, 'retry', { nextAt: now + delay });
+    return finish(p, r, 'retry', next, { nextAt: now + delay });
   }
 
-  /** The whole pipeline for the head event of one endpoint. */
-  async function deliver(lane: Lane, ep: EndpointRecord, head: HeadEvent): Promise<StepResult> {
-    const prepared = await prepare(lane, ep, head);
-    if (prepared === 'lost' || prepared === 'disabled') return prepared;
+  /**
+   * The whole pipeline for the head event of one endpoint, its attempt counted; `next` names the endpoint's
+   * next attempt, begun in the call that records this one's outcome.
+   */
+  async function deliver(lane: Lane, ep: EndpointRecord, head: HeadEvent, attempt: number, next?: NextAttempt): Promise<Step> {
+    const prepared = prepare(lane, ep, head, attempt);
     const result = await send(prepared);
     metrics.attempts.inc({ outcome: result.status === 410 ? 'gone' : result.kind });
     metrics.latency.observe({ outcome: result.kind }, result.latencyMs / 1000);
-    const step = result.kind === 'success' ? await onSuccess(prepared, result) : await onFailure(prepared, result);
-    log.debug({ subscription: lane.subId, cursor: head.cursor, attempt: prepared.attempt, status: result.status, step }, 'delivery attempt');
+    const step = result.kind === 'success' ? await onSuccess(prepared, result, next) : await onFailure(prepared, result, next);
+    log.debug({ subscription: lane.subId, cursor: head.cursor, attempt, status: result.status, step: step.result }, 'delivery attempt');
     return step;
   }
 

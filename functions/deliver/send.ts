@@ -20,6 +20,7 @@ export interface SendResult {
 }
 
 const BODY_SNIPPET = 256;
+const URLS_KEPT = 10_000;
 
 export function createSender(opts: { policy: UrlPolicy; timeoutMs: number }) {
   const { policy, timeoutMs } = opts;
@@ -29,20 +30,31 @@ export function createSender(opts: { policy: UrlPolicy; timeoutMs: number }) {
     https: new https.Agent({ keepAlive: true, maxSockets: 4 }),
   };
 
+  /** The verdict on each sink URL lately sent to (it depends on the URL and the policy only), at most URLS_KEPT. */
+  const checked = new Map<string, URL | string>();
+
+  /** The URL to send to, or why it is refused (its form, or an IP literal the policy refuses). */
+  function check(rawUrl: string): URL | string {
+    let verdict = checked.get(rawUrl);
+    if (verdict !== undefined) return verdict;
+    try {
+      const url = checkUrlForm(rawUrl, policy);
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      const refusal = isIP(host) ? addressRefusal(host, policy) : null;
+      verdict = refusal ?? url;
+    } catch (err) {
+      verdict = (err as Error).message;
+    }
+    if (checked.size >= URLS_KEPT) checked.delete(checked.keys().next().value!);
+    checked.set(rawUrl, verdict);
+    return verdict;
+  }
+
   function send(rawUrl: string, headers: Record<string, string>, body: string): Promise<SendResult> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
-    let url: URL;
-    try {
-      url = checkUrlForm(rawUrl, policy);
-      const host = url.hostname.replace(/^\[|\]$/g, '');
-      if (isIP(host)) {
-        const refusal = addressRefusal(host, policy);
-        if (refusal) throw new EndpointRefusedError(refusal);
-      }
-    } catch (err) {
-      return Promise.resolve({ status: null, latencyMs: 0, retryAfter: null, error: `refused: ${(err as Error).message}`, kind: 'refused' });
-    }
+    const url = check(rawUrl);
+    if (typeof url === 'string') return Promise.resolve({ status: null, latencyMs: 0, retryAfter: null, error: `refused: ${url}`, kind: 'refused' });
     const mod = url.protocol === 'https:' ? https : http;
     return new Promise<SendResult>((resolve) => {
       let settled = false;

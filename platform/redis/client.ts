@@ -19,7 +19,7 @@ const SCRIPTS = [
   // subscriptions (platform/store/subscriptions.ts)
   'create-subscription-3', 'replace-subscription-2',
   // deliver
-  'ensure-endpoint-2', 'begin-attempt-2', 'finish-attempt-5', 'replay-deadletters-3', 'switch-endpoint-1', 'rotate-secret-1', 'reseal-secrets-1',
+  'ensure-endpoint-2', 'step-endpoint-5', 'replay-deadletters-3', 'switch-endpoint-1', 'rotate-secret-1', 'reseal-secrets-1',
   // ingest and the schema registry
   'take-tokens-1', 'reserve-event-1', 'register-schema-2',
   // leases: single-holder and counted (platform/redis/leases.ts)
@@ -46,12 +46,13 @@ export interface PioneerRedis extends Redis {
 
   // deliver (platform/redis/scripts/*.lua document the arguments)
   ensureEndpoint(endpoint: string, stream: string, id: string, secret: string, from: 'start' | 'end', now: string): Promise<number>;
-  beginAttempt(endpoint: string, lease: string, owner: string, head: string, nowMs: string): Promise<number>;
-  finishAttempt(
+  stepEndpoint(
     endpoint: string, lease: string, attempts: string, deadLetters: string, redeliver: string,
-    owner: string, head: string, outcome: 'delivered' | 'retry' | 'dead' | 'gone', nextAt: string, record: string, keep: string,
-    nowMs: string, reason: string, event: string, type: string, webhookId: string, deadCap: string,
-  ): Promise<number>;
+    owner: string, nowMs: string,
+    head: string, outcome: '' | 'delivered' | 'retry' | 'dead' | 'gone', nextAt: string, record: string, keep: string,
+    reason: string, event: string, type: string, webhookId: string, deadCap: string,
+    begin: '' | 'begin', after: string, live: string, checkedSecrets: string,
+  ): Promise<[recorded: 1 | 0 | -3, begun: 1, attempt: number, fields: string[], queued: string | null] | [recorded: 1 | 0 | -3, begun: 0, attempt: 0, fields: string[]] | [recorded: 1 | 0 | -3 | -1, begun: 0 | -1 | -2]>;
   replayDeadletters(deadLetters: string, redeliver: string, endpoint: string, max: string): Promise<number>;
   switchEndpoint(endpoint: string, state: 'enabled' | 'disabled', reason: string, nowMs: string): Promise<number>;
   rotateSecret(endpoint: string, secret: string, previousUntilMs: string, current: string, previous: string): Promise<number>;

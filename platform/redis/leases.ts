@@ -7,8 +7,8 @@
  *   (take-lease-1.lua); `renew` extends it and `release` deletes it only while the value is still the caller's
  *   (renew-lease-1.lua, release-lease-1.lua), so an owner that stalled past its lease can neither extend nor
  *   free the lease a successor took. Scripts that change state on the holder's behalf fence on the same rule
- *   (deliver's begin-attempt-2.lua and finish-attempt-5.lua compare the key's value with their owner), with one
- *   exception: finish-attempt-5.lua records a "delivered" outcome even after the lease lapsed, since the
+ *   (deliver's step-endpoint-5.lua compares the key's value with their owner), with one
+ *   exception: step-endpoint-5.lua records a "delivered" outcome even after the lease lapsed, since the
  *   endpoint has the event whoever holds the lease now.
  *   Keys: {t:T}:ep:<sub>:lease (deliver's endpoints), {t:T}:export:<exp>:lease (an export being written),
  *   {t:T}:replay:<sub>:active (the replay running on a subscription), {t:T}:snapshot:<sub>:active (the snapshot

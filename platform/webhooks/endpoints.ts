@@ -16,7 +16,7 @@
  *                                    cursor, 0 attempts), which a replay of dead letters leaves
  *   {t:T}:redeliver:<sub>     list   dead letters queued by a replay (JSON {cursor, type, event}), delivered in
  *                                    order before the live stream continues after `cursor`
- * The state machine lives in Lua (ensure-endpoint, begin-attempt, finish-attempt, replay-deadletters,
+ * The state machine lives in Lua (ensure-endpoint, step-endpoint, replay-deadletters,
  * switch-endpoint, rotate-secret, reseal-secrets), so a timer (next_at) and the position survive restarts of
  * deliver and Redis. This module is the one that calls them, and the one that takes, renews and releases the
  * endpoint's lease (through platform/redis/leases.ts): deliver's lanes and pipeline work through the store.
@@ -97,8 +97,34 @@ export interface QueuedEvent {
   event: string;
 }
 
-/** An attempt counted at the endpoint's head, or why none was: the lease is another's, or the endpoint is disabled or gone. */
-export type AttemptBegun = { begun: true; attempt: number } | { begun: false; reason: 'lost' | 'disabled' };
+/**
+ * What beginAttempt found: an attempt counted at the endpoint's head (`queued`: the dead letter a replay queued,
+ * null for the live event the caller named), or the endpoint read with nothing begun (disabled, waiting for its
+ * next attempt, its secrets to check, or events to read after its cursor), or the lease is another's, or the
+ * endpoint is gone. `storedSecrets` names the stored secrets, for the next call once they are known to open.
+ */
+export type AttemptBegun =
+  | { kind: 'begun'; endpoint: EndpointRecord; storedSecrets: string; attempt: number; queued: QueuedEvent | null }
+  | { kind: 'idle'; endpoint: EndpointRecord; storedSecrets: string }
+  | { kind: 'lost' }
+  | { kind: 'missing' };
+
+/** The outcome of an attempt, to record at the endpoint's head ("live:<cursor>" | "replay:<cursor>"). */
+export interface AttemptOutcome {
+  head: string;
+  outcome: 'delivered' | 'retry' | 'dead' | 'gone';
+  nextAtMs: number;
+  /** the attempt record (AttemptRecord JSON) pushed on the attempts list */
+  record: string;
+  attemptsKept: number;
+  /** why the endpoint is disabled or the event dead-lettered */
+  reason: string;
+  /** the event, its type and webhook-id: read for `dead` only (empty strings otherwise) */
+  event: string;
+  type: string;
+  webhookId: string;
+  deadLettersMax: number;
+}
 
 /** How an attempt ended in Redis: recorded; the lease is another's (nothing written); the head moved on meanwhile (nothing written). */
 export type AttemptFinished = 'recorded' | 'lost' | 'moved';
@@ -212,19 +238,6 @@ export function createEndpointStore(redis: PioneerRedis, box: SecretBox) {
       return id ? parseEndpoint(raw, (stored) => openSecret(tenantId, subId, id, stored)) : null;
     },
 
-    /**
-     * The endpoint and the first dead letter a replay queued for it, read together (one MULTI): what a lane
-     * works on next. The endpoint is null when the subscription has none.
-     */
-    async head(tenantId: string, subId: string): Promise<{ endpoint: EndpointRecord | null; queued: QueuedEvent | null }> {
-      const read = await redis.multi().hgetall(keys.endpoint(tenantId, subId)).lindex(keys.redeliver(tenantId, subId), 0).exec();
-      const failed = read?.find(([err]) => err)?.[0];
-      if (failed) throw failed;
-      const raw = (read?.[0]?.[1] ?? {}) as Record<string, string>;
-      const queued = (read?.[1]?.[1] ?? null) as string | null;
-      return { endpoint: store.fromHash(tenantId, subId, raw), queued: queued ? (JSON.parse(queued) as QueuedEvent) : null };
-    },
-
     /** Takes the endpoint's lease for `owner` (a deliver instance) when nobody holds it. */
     async takeLease(tenantId: string, subId: string, { owner, ttlMs }: { owner: string; ttlMs: number }): Promise<boolean> {
       return (await leases.tryTake(redis, { key: keys.endpointLease(tenantId, subId), owner, ttlMs })).taken;
@@ -241,49 +254,47 @@ export function createEndpointStore(redis: PioneerRedis, box: SecretBox) {
     },
 
     /**
-     * Counts an attempt at `head` ("live:<cursor>" | "replay:<cursor>") before it is sent, so one cut short by a
-     * crash counts too (begin-attempt-2.lua); only while `owner` holds the lease and the endpoint is enabled.
+     * One step of an endpoint's delivery in one call (step-endpoint-5.lua): records the outcome of the attempt at
+     * its head, when `outcome` is given, and begins the attempt at its next head, when `begin` is given.
+     *
+     * The outcome: `delivered` advances, `retry` waits until `nextAtMs`, `dead` dead-letters the event, advances
+     * and disables, `gone` disables and keeps the head; fenced by the lease (but for `delivered`, a fact) and by
+     * the head ('moved': it was reset meanwhile, nothing written; 'lost': the lease is another's, nothing begun).
+     *
+     * The next attempt is counted before the event is sent, so that one cut short by a crash counts too: its head
+     * is the first dead letter a replay queued, else `begin.live`, the event the caller read after `begin.after`,
+     * when that is still the endpoint's cursor; only while `owner` holds the lease, the endpoint is enabled and not
+     * waiting for its next attempt time, and the caller has checked that the stored secrets open
+     * (`begin.checkedSecrets`, a previous answer's `storedSecrets`). Otherwise nothing is counted and the endpoint
+     * comes back as read ('idle'), for the caller to see why.
      */
-    async beginAttempt(tenantId: string, subId: string, { owner, head, nowMs }: { owner: string; head: string; nowMs: number }): Promise<AttemptBegun> {
-      const attempt = await redis.beginAttempt(keys.endpoint(tenantId, subId), keys.endpointLease(tenantId, subId), owner, head, String(nowMs));
-      if (attempt === -1) return { begun: false, reason: 'lost' };
-      if (attempt === -2) return { begun: false, reason: 'disabled' };
-      return { begun: true, attempt };
-    },
-
-    /**
-     * Records the outcome of the attempt at `head` and moves the endpoint on (finish-attempt-5.lua): `delivered`
-     * advances, `retry` waits until `nextAtMs`, `dead` dead-letters the event, advances and disables, `gone`
-     * disables and keeps the head. Fenced by the lease and by the head.
-     */
-    async finishAttempt(
+    async step(
       tenantId: string,
       subId: string,
-      a: {
-        owner: string;
-        head: string;
-        outcome: 'delivered' | 'retry' | 'dead' | 'gone';
-        nextAtMs: number;
-        /** the attempt record (AttemptRecord JSON) pushed on the attempts list */
-        record: string;
-        attemptsKept: number;
-        nowMs: number;
-        /** why the endpoint is disabled or the event dead-lettered */
-        reason: string;
-        /** the event, its type and webhook-id: read for `dead` only (empty strings otherwise) */
-        event: string;
-        type: string;
-        webhookId: string;
-        deadLettersMax: number;
-      },
-    ): Promise<AttemptFinished> {
-      const res = await redis.finishAttempt(
+      a: { owner: string; nowMs: number; outcome?: AttemptOutcome; begin?: { after: string; live: string; checkedSecrets: string } },
+    ): Promise<{ recorded: AttemptFinished | null; begun: AttemptBegun | null }> {
+      const o = a.outcome;
+      const res = await redis.stepEndpoint(
         keys.endpoint(tenantId, subId), keys.endpointLease(tenantId, subId), keys.deliveryAttempts(tenantId, subId),
         keys.deadLetters(tenantId, subId), keys.redeliver(tenantId, subId),
-        a.owner, a.head, a.outcome, String(a.nextAtMs), a.record, String(a.attemptsKept),
-        String(a.nowMs), a.reason, a.event, a.type, a.webhookId, String(a.deadLettersMax),
+        a.owner, String(a.nowMs),
+        o?.head ?? '', o?.outcome ?? '', String(o?.nextAtMs ?? 0), o?.record ?? '', String(o?.attemptsKept ?? 0),
+        o?.reason ?? '', o?.event ?? '', o?.type ?? '', o?.webhookId ?? '', String(o?.deadLettersMax ?? 0),
+        a.begin ? 'begin' : '', a.begin?.after ?? '', a.begin?.live ?? '', a.begin?.checkedSecrets ?? '',
       );
-      return res === -1 ? 'lost' : res === -3 ? 'moved' : 'recorded';
+      const recorded = res[0] === 0 ? null : res[0] === -1 ? 'lost' : res[0] === -3 ? 'moved' : 'recorded';
+      if (res[0] === -1) return { recorded, begun: a.begin ? { kind: 'lost' } : null };
+      if (!a.begin) return { recorded, begun: null };
+      if (res[1] === -1) return { recorded, begun: { kind: 'lost' } };
+      if (res[1] === -2) return { recorded, begun: { kind: 'missing' } };
+      const [, status, attempt, fields, queued] = res as [number, 0 | 1, number, string[], string | null | undefined];
+      const raw: Record<string, string> = {};
+      for (let i = 0; i < fields.length; i += 2) raw[fields[i]!] = fields[i + 1]!;
+      const endpoint = store.fromHash(tenantId, subId, raw);
+      if (!endpoint) return { recorded, begun: { kind: 'missing' } };
+      const storedSecrets = `${raw['secret'] ?? ''}\n${raw['secret_previous'] ?? ''}`;
+      if (status === 0) return { recorded, begun: { kind: 'idle', endpoint, storedSecrets } };
+      return { recorded, begun: { kind: 'begun', endpoint, storedSecrets, attempt, queued: queued ? (JSON.parse(queued) as QueuedEvent) : null } };
     },
 
     /** Creates the endpoint of a subscription with a sink, once; delivery starts at the stream's start or end. */

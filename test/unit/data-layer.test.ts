@@ -97,7 +97,7 @@ test('the rule sees what it is meant to see', () => {
   assert.deepEqual(found.map((v) => v.line), [1, 2, 2, 5, 6, 7, 8, 9]);
   assert.ok(found.some((v) => v.what.includes('redis.takeTokens')), 'a script called by its positional arguments');
   assert.ok(found.some((v) => v.what.includes('r.multi') || v.what.includes('transaction')));
-  assert.ok(commands.includes('reserveEvent') && commands.includes('finishAttempt'), 'the scripts are read from platform/redis/scripts');
+  assert.ok(commands.includes('reserveEvent') && commands.includes('stepEndpoint'), 'the scripts are read from platform/redis/scripts');
 });
 
 test('functions/ builds no Redis keys and calls no raw Redis commands: the owning modules under platform/ do', () => {
