@@ -135,6 +135,8 @@ export function startConsumer(
       PIONEER_PROGRESS_INTERVAL_MS: '0',
       ...(opts.nodeOptions ? { NODE_OPTIONS: opts.nodeOptions } : {}),
       ...(opts.startAfter ? { PIONEER_START_AFTER: opts.startAfter } : {}),
+      // the SDK's batching as the benchmark was asked to set it (BENCH_CONSUMER_BATCH_WAIT_MS), else its default
+      ...(process.env['BENCH_CONSUMER_BATCH_WAIT_MS'] ? { PIONEER_MAX_BATCH_WAIT_MS: process.env['BENCH_CONSUMER_BATCH_WAIT_MS'] } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -65,7 +65,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'startAfter', env: 'PIONEER_START_AFTER', flag: '--start-after', kind: 'cursor', fallback: null },
   { key: 'heartbeatMs', env: 'PIONEER_HEARTBEAT_MS', flag: '--heartbeat-ms', kind: int(100, 600_000), fallback: 15_000 },
   { key: 'maxBatchEvents', env: 'PIONEER_MAX_BATCH_EVENTS', flag: '--max-batch-events', kind: int(1, 100_000), fallback: 500 },
-  { key: 'maxBatchWaitMs', env: 'PIONEER_MAX_BATCH_WAIT_MS', flag: '--max-batch-wait-ms', kind: int(0, 60_000), fallback: 100 },
+  { key: 'maxBatchWaitMs', env: 'PIONEER_MAX_BATCH_WAIT_MS', flag: '--max-batch-wait-ms', kind: int(0, 60_000), fallback: 0 },
   { key: 'maxFileBytes', env: 'PIONEER_MAX_FILE_BYTES', flag: '--max-file-bytes', kind: int(1024, Number.MAX_SAFE_INTEGER), fallback: 256 * 1024 * 1024 },
   { key: 'filePrefix', env: 'PIONEER_FILE_PREFIX', flag: '--file-prefix', kind: 'string', fallback: 'events' },
   { key: 'recentIdsWindow', env: 'PIONEER_RECENT_IDS_WINDOW', flag: '--recent-ids-window', kind: int(0, 1_000_000), fallback: 10_000 },

@@ -99,7 +99,8 @@ export class Consumer {
     checkpoint,
     startAfter = null,
     maxBatchEvents = 500,
-    maxBatchWaitMs = 100,
+    // 0: a batch is what arrived while the last one was handled; its size grows with the load by itself
+    maxBatchWaitMs = 0,
     heartbeatMs = 15_000,
     missedHeartbeats = 3,
     backoff = DEFAULT_BACKOFF,

@@ -16,7 +16,7 @@ test('flags win over the environment, which wins over the config file', () => {
   assert.equal(cfg.startAfter, '5-1');
   assert.equal(cfg.heartbeatMs, 2000);
   assert.equal(cfg.maxBatchEvents, 70);
-  assert.equal(cfg.maxBatchWaitMs, 100);
+  assert.equal(cfg.maxBatchWaitMs, 0);
 });
 
 test('bad values are refused with a message naming where they came from', () => {
