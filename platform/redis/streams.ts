@@ -12,7 +12,8 @@
  * entry id whichever tier serves it, and resumes exactly from either. A run whose source positions are unknown
  * (a trigger that gives none) is marked with its count only: it is served while hot, never derived again.
  *
- * After each call the stream is trimmed to its hot window and size cap (the greatest trimmed id is kept as
+ * After each call the stream is trimmed to its size cap, and at most once a second (every twentieth of a
+ * shorter hot window; the positions hash's `~check` holds when next) to its hot window (the greatest trimmed id is kept as
  * TRIMMED_FIELD) and the marks to the resumable retention (COLD_FIELD: cursors at or after it resume; before
  * it, the runs are forgotten). A cursor older than both answers cursor_expired.
  *
@@ -23,7 +24,7 @@
  *                                ("<topic>/<partition>", "" when unknown), f and t (first and last source
  *                                offset), v (the matching spec's digest), r (the replay id, "" for live events)
  *   {t:T}:pos:<sub>      hash    source position "<topic>/<partition>" -> last offset appended (the route's
- *                                idempotent append), TRIMMED_FIELD and COLD_FIELD
+ *                                idempotent append), TRIMMED_FIELD, COLD_FIELD and `~check`
  *
  * This module is the one that reads them: JSON pages of the hot tier, per-subscription stats, the head entry a
  * webhook lane sends next, an export's consistent snapshot of head and positions and its pages, the marks, and

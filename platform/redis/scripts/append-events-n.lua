@@ -11,7 +11,10 @@
 --   +3 the dedup hash: "<topic>/<partition>" -> last source offset appended (the subscription's positions
 --      hash for the route, the replay's progress hash for a replay)
 --   +4 the subscription's positions hash, which keeps "~trimmed" (the greatest entry id ever trimmed from the
---      stream) and "~cold" (entries after this id can be re-derived: the marks cover them)
+--      stream), "~cold" (entries after this id can be re-derived: the marks cover them) and "~check" (ms: when
+--      the stream and marks are next looked at for entries older than their windows; the hot window is hours,
+--      so once a second, or every twentieth of a shorter window, is soon enough, and a call that appends one
+--      event, as most do, is spared three reads)
 --   +5 the seen-set of the current hour (only when the source position is unknown)
 --   +6 the seen-set of the previous hour
 --   +7 the marks stream
@@ -37,6 +40,8 @@ local hotFrom = tonumber(ARGV[3])
 local minid = ARGV[3] .. '-0'
 local marksMinid = ARGV[4] .. '-0'
 local now, deadCap = ARGV[5], ARGV[6]
+-- how often the windows are checked (ms): once a second, or every twentieth of a shorter hot window
+local checkEvery = math.max(0, math.min(1000, math.floor((tonumber(now) - hotFrom) / 20)))
 
 -- the greatest id among `a` and `b` ("ms-seq" strings)
 local function maxId(a, b)
@@ -65,8 +70,18 @@ for k = 0, #KEYS / 8 - 1 do
     out[#out + 1] = -1
     out[#out + 1] = 0
   else
-    local last = nil
-    if field ~= '' then last = tonumber(redis.call('HGET', dedup, field)) end
+    -- the dedup position, whether the marks began, and when the windows are next checked, in one read when the
+    -- dedup hash is the positions hash (the route's appends)
+    local last, cold, check
+    if dedup == positions and field ~= '' then
+      local got = redis.call('HMGET', positions, field, '~cold', '~check')
+      last, cold, check = tonumber(got[1]), got[2], tonumber(got[3])
+    else
+      if field ~= '' then last = tonumber(redis.call('HGET', dedup, field)) end
+      local got = redis.call('HMGET', positions, '~cold', '~check')
+      cold, check = got[1], tonumber(got[2])
+    end
+    local checkNow = check == nil or check <= tonumber(now)
     local appended, skipped = 0, 0
     local firstOffset, lastOffset = nil, nil
     local runMs, runSeq, runFirst = nil, nil, nil
@@ -103,12 +118,17 @@ for k = 0, #KEYS / 8 - 1 do
         skipped = skipped + 1
       end
     end
-    if lastOffset then redis.call('HSET', dedup, field, lastOffset) end
+    if lastOffset and dedup == positions and appended > 0 and checkNow then
+      redis.call('HSET', dedup, field, lastOffset, '~check', string.format('%d', tonumber(now) + checkEvery))
+      checkNow = 'set'
+    elseif lastOffset then
+      redis.call('HSET', dedup, field, lastOffset)
+    end
     if field == '' and appended > 0 then redis.call('EXPIRE', seenNow, 7200) end
 
     if appended > 0 then
       -- the first marked run: what the stream held before it has no marks and is never re-derived
-      if redis.call('HEXISTS', positions, '~cold') == 0 then
+      if not cold then
         local before = redis.call('XREVRANGE', stream, '(' .. runFirst, '-', 'COUNT', 1)[1]
         redis.call('HSET', positions, '~cold', maxId(before and before[1], redis.call('HGET', positions, '~trimmed')) or '0-0')
       end
@@ -120,9 +140,10 @@ for k = 0, #KEYS / 8 - 1 do
         redis.call('XADD', marks, runFirst, 'n', appended, 'p', '')
       end
 
+      if checkNow == true then redis.call('HSET', positions, '~check', string.format('%d', tonumber(now) + checkEvery)) end
       local trimmed = nil
       -- by time: everything before the hot window goes
-      local oldest = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+      local oldest = checkNow and redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
       if oldest and tonumber(string.match(oldest[1], '^(%d+)')) < hotFrom then
         local older = redis.call('XREVRANGE', stream, '(' .. minid, '-', 'COUNT', 1)[1]
         if older then
@@ -139,7 +160,7 @@ for k = 0, #KEYS / 8 - 1 do
       end
       if trimmed then redis.call('HSET', positions, '~trimmed', trimmed) end
       -- marks older than the retention go; cursors before the last entry of the newest of them cannot resume
-      local oldestMark = redis.call('XRANGE', marks, '-', '+', 'COUNT', 1)[1]
+      local oldestMark = checkNow and redis.call('XRANGE', marks, '-', '+', 'COUNT', 1)[1]
       if oldestMark and tonumber(string.match(oldestMark[1], '^(%d+)')) < tonumber(ARGV[4]) then
         local newestOld = redis.call('XREVRANGE', marks, '(' .. marksMinid, '-', 'COUNT', 1)[1]
         if newestOld then
