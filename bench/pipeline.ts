@@ -11,6 +11,11 @@
  *      one compiled pioneer-consumer per sampled subscription; the other streams buffer (emptied between phases)
  *   5. the highest rate held for the hold time with p99 under 1 s (upward from the fixed rates, or bisecting)
  *   peak RSS and CPU of every process per phase; with BENCH_PROFILE=1 CPU profiles of route and gateway.
+ *   During the fixed rates deliver and insights run too: deliver pushes BENCH_WEBHOOKS subscriptions (one per
+ *   tenant, none sampled) to a receiver in this process that answers 204 at once; insights reads the source
+ *   topic from its end (none of this workload's types is an insights type: it reads and passes over every
+ *   record, as it does on a topic's non-advertising traffic). BENCH_WEBHOOKS=0 and BENCH_INSIGHTS=false leave
+ *   them out.
  *
  * Prints a table, writes bench/results/pipeline[-quick].json and the latency chart pipeline[-quick].svg.
  *
@@ -18,12 +23,14 @@
  *   PIONEER_KAFKA_BROKERS=… PIONEER_REDIS_URL=… npx tsx bench/pipeline.ts [--quick]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { Redis } from 'ioredis';
-import type { Message } from 'kafkajs';
+import { Kafka, logLevel, type Message } from 'kafkajs';
 import { commonSchema, env, loadConfig } from '../platform/config/env.ts';
 import { createKafka, ensureTopics } from '../platform/kafka/client.ts';
 import { createLogger } from '../platform/telemetry/logger.ts';
@@ -48,6 +55,8 @@ const cfg = loadConfig(
     BENCH_TENANTS: env.int(1, 10000).default(100),
     BENCH_PARTITIONS: env.int(1, 64).default(4),
     BENCH_CONSUMERS: env.int(1, 10).default(4),
+    BENCH_WEBHOOKS: env.int(0, 1000).default(20),
+    BENCH_INSIGHTS: env.bool().default(true),
     BENCH_BASELINE_EVENTS: env.int(1000, 10_000_000).default(quick ? 30_000 : 200_000),
     BENCH_BURST_EVENTS: env.int(1000, 10_000_000).default(quick ? 30_000 : 200_000),
     BENCH_RATES: env.list().default(['1000', '5000', '10000']).transform((l) => l.map(Number)).pipe(z.array(z.number().int().min(100).max(1_000_000)).min(1)),
@@ -109,6 +118,8 @@ export interface PhaseResult {
   cpu_percent: Record<string, number>;
   /** each process's CPU from the phase's start until its events were drained, per source event sent (µs) */
   cpu_us_per_event: Record<string, number>;
+  /** webhook requests the receiver answered during the phase and its drain */
+  webhooks_delivered: number;
 }
 
 
@@ -220,6 +231,10 @@ async function main() {
       PIONEER_ROUTE_GROUP: `bench-route-${tag}`,
       PIONEER_DEAD_LETTER_TOPIC: `bench-dead-${tag}`,
       PIONEER_SSE_MAX_PER_TENANT: '1000',
+      // the webhook receiver is this process, on loopback
+      PIONEER_WEBHOOK_ALLOW_HTTP: 'true',
+      PIONEER_WEBHOOK_ALLOW_NETWORKS: 'loopback',
+      PIONEER_INSIGHTS_GROUP: `bench-insights-${tag}`,
     };
     say('starting subscriptions and gateway');
     const subscriptionsFn = await startFunction('subscriptions', fnEnv, { nodeOptions: cfg.BENCH_NODE_OPTIONS, ...(fnMain ? { main: fnMain } : {}) });
@@ -341,6 +356,47 @@ async function main() {
       if (i === 299) throw new Error(`only ${open} of ${sampled.length} consumers connected`);
       await sleep(100);
     }
+    // ---- 4b. deliver and insights on the same events
+    const hooks = new Map<string, number>();
+    const receiver = http.createServer((req, res) => {
+      const sub = (req.url ?? '/').slice(1);
+      req.resume();
+      req.on('end', () => {
+        hooks.set(sub, (hooks.get(sub) ?? 0) + 1);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    receiver.unref();
+    const receiverPort = (receiver.address() as AddressInfo).port;
+    const hooked = tenants
+      .map((t, i) => ({ tenant: t, sub: subsOf[i]!.find((s) => !sampledIds.has(s.id)) }))
+      .filter((h): h is { tenant: (typeof tenants)[number]; sub: { id: string; spec: SubscriptionSpec } } => h.sub !== undefined)
+      .slice(0, cfg.BENCH_WEBHOOKS);
+    for (const h of hooked) await api(subscriptionsFn.url, h.tenant.key, 'PATCH', `/v1/subscriptions/${h.sub.id}`, { sink: `http://127.0.0.1:${receiverPort}/${h.sub.id}` });
+    const hookedIds = new Set(hooked.map((h) => h.sub.id));
+    bufferedStreams.splice(0, bufferedStreams.length, ...bufferedStreams.filter((k) => ![...hookedIds].some((id) => k.endsWith(`:${id}`))));
+    if (hooked.length > 0) {
+      say(`starting deliver: ${hooked.length} subscriptions with a webhook sink on a receiver at 127.0.0.1:${receiverPort}`);
+      const deliver = await startFunction('deliver', fnEnv, fnOpts);
+      processes.push(deliver);
+      memory.watch('deliver', deliver.child.pid);
+      pids['deliver'] = deliver.child.pid;
+    }
+    if (cfg.BENCH_INSIGHTS) {
+      // from the topic's end: what the burst put there is not this measurement's
+      const admin = new Kafka({ brokers: cfg.PIONEER_KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
+      await admin.connect();
+      const ends = await admin.fetchTopicOffsets(sourceTopic);
+      await admin.setOffsets({ groupId: fnEnv['PIONEER_INSIGHTS_GROUP']!, topic: sourceTopic, partitions: ends.map((e) => ({ partition: e.partition, offset: e.high })) });
+      await admin.disconnect();
+      say('starting insights');
+      const insights = await startFunction('insights', fnEnv, fnOpts);
+      processes.push(insights);
+      memory.watch('insights', insights.child.pid);
+      pids['insights'] = insights.child.pid;
+      await waitForGroup(kafka, fnEnv['PIONEER_INSIGHTS_GROUP']!);
+    }
     await emptyBuffers();
 
     // ---- 5. fixed rates, then the search for the highest rate held
@@ -357,6 +413,7 @@ async function main() {
         if (list) for (const s of list) if (s.matches(e)) expected.set(s.subId, expected.get(s.subId)! + 1);
       };
       const memStart = await usedMemory(redis);
+      const hooks0 = [...hooks.values()].reduce((a, b) => a + b, 0);
       const c0 = await counters();
       const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSecondsOf(p) ?? 0]));
       memory.take();
@@ -409,6 +466,7 @@ async function main() {
         await sleep(100);
       }
       const memEnd = await usedMemory(redis);
+      const webhooks = [...hooks.values()].reduce((a, b) => a + b, 0) - hooks0;
       const c2 = await counters();
       const cpuPerEvent = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, Number(((((cpuSecondsOf(p) ?? 0) - (cpu0[k] ?? 0)) * 1e6) / Math.max(1, produced.sent)).toFixed(1))]));
       const appends = c2['pioneer_route_appends_total']! - c0['pioneer_route_appends_total']!;
@@ -423,12 +481,12 @@ async function main() {
         p50_ms: Math.round(percentile(lat, 50)), p95_ms: Math.round(percentile(lat, 95)), p99_ms: Math.round(percentile(lat, 99)), max_ms: Math.round(lat[lat.length - 1] ?? NaN),
         held: false, stopped_early: stoppedEarly,
         redis_bytes_per_append: appends > 0 ? Math.round((memEnd - memStart) / appends) : null,
-        peak_rss_mib: peak, cpu_percent: cpu, cpu_us_per_event: cpuPerEvent,
+        peak_rss_mib: peak, cpu_percent: cpu, cpu_us_per_event: cpuPerEvent, webhooks_delivered: webhooks,
       };
       result.held = !stoppedEarly && missing === 0 && produced.sent === Math.round(rate * cfg.BENCH_PHASE_SECONDS) && produced.rate >= rate * 0.95 && result.p99_ms < P99_TARGET_MS;
       tail.drop(phase);
       await emptyBuffers();
-      say(`phase ${phase}: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, max ${result.max_ms} ms, ${delivered}/${expectedTotal} delivered${result.held ? ', held' : ', NOT held'}${stoppedEarly ? ` (stopped: ${stoppedEarly})` : ''}`);
+      say(`phase ${phase}: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, max ${result.max_ms} ms, ${delivered}/${expectedTotal} delivered, ${webhooks} webhooks${result.held ? ', held' : ', NOT held'}${stoppedEarly ? ` (stopped: ${stoppedEarly})` : ''}`);
       return result;
     };
 
@@ -464,7 +522,7 @@ async function main() {
     const heldRates = phases.filter((p) => p.held && p.seconds >= cfg.BENCH_PHASE_SECONDS * 0.95).map((p) => p.target_rate);
     const maxHeld = heldRates.length ? Math.max(...heldRates) : 0;
     const at10k = phases.find((p) => p.target_rate === 10000);
-    const fnNames = ['route', 'gateway', 'subscriptions'];
+    const fnNames = ['route', 'gateway', 'subscriptions', 'deliver', 'insights'].filter((n) => pids[n] !== undefined);
     const consumerNames = sampled.map((_, i) => `consumer-${i}`);
     const rssAt10k = at10k?.peak_rss_mib ?? {};
     const result = {
