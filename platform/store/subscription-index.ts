@@ -2,9 +2,11 @@
  * Every tenant's subscriptions, compiled, in memory: what the route matches each event against. The matching
  * itself (types, then source and filters) is `matcherOf`, which a replay builds over its one subscription.
  * It follows changes by polling pioneer:subscriptions:version (one GET per period, default 250 ms) and
- * reloading everything when it moved (and at least every 30 s), so every instance sees a change within a second;
- * the route also asks for it before each batch (`current`), so no event that reached the topic after a change
- * was answered is matched without it.
+ * reloading what changed when it moved (the tenants the change stream names; everything when it cannot tell,
+ * and at least every 30 s), so every instance sees a change within a second; the route also asks for it before
+ * each batch (`current`), so no event that reached the topic after a change was answered is matched without it.
+ * A reload rebuilds the changed tenants' entries only and compiles only subscriptions whose record changed: a
+ * tenant that changes its subscriptions all the time costs the route the reading of its own, nobody else's.
  */
 import type { Logger } from '../telemetry/logger.ts';
 import { compileFilters, type FilterVerdict } from '../filters/subscription-filter.ts';
@@ -77,13 +79,11 @@ export function compileSubscription(sub: Subscription): IndexedSubscription {
   return { sub, spec: matchingSpec(sub).digest, verdict, ...(sub.transform !== undefined ? { transform: compileTransform(sub.transform) } : {}) };
 }
 
-/** A matcher over compiled subscriptions: by tenant, then by type (a subscription without types takes every type). */
-export function matcherOf(subs: Iterable<IndexedSubscription>): SubscriptionMatcher {
-  const tenants = new Map<string, TenantEntry>();
+/** One tenant's compiled subscriptions by type (a subscription without types takes every type). */
+function entryOf(subs: Iterable<IndexedSubscription>): TenantEntry {
+  const entry: TenantEntry = { byType: new Map(), anyType: [] };
   for (const indexed of subs) {
     const { sub } = indexed;
-    let entry = tenants.get(sub.tenant_id);
-    if (!entry) tenants.set(sub.tenant_id, (entry = { byType: new Map(), anyType: [] }));
     if (!sub.types || sub.types.length === 0) entry.anyType.push(indexed);
     else
       for (const type of sub.types) {
@@ -92,56 +92,74 @@ export function matcherOf(subs: Iterable<IndexedSubscription>): SubscriptionMatc
         else entry.byType.set(type, [indexed]);
       }
   }
+  return entry;
+}
+
+/** Matches an event against the tenant entry `entryFor` gives (read at every call, so the entries may change). */
+function matcherOver(entryFor: (tenantId: string) => TenantEntry | undefined): SubscriptionMatcher['match'] {
   // evaluation is synchronous: one budget object serves every call
   const budget: EvaluationBudget = { steps: MAX_EVALUATION_STEPS };
-  return {
-    match(tenantId, event, exceeded) {
-      const entry = tenants.get(tenantId);
-      if (!entry) return [];
-      const typed = entry.byType.get(event['type'] as string);
-      const out: IndexedSubscription[] = [];
-      // one budget per event for all of the tenant's subscriptions: however many it has, an event costs its
-      // partition at most MAX_EVALUATION_STEPS of filter work (subscription-filter.ts)
-      budget.steps = MAX_EVALUATION_STEPS;
-      const judge = (s: IndexedSubscription): void => {
-        const v = s.verdict(event, budget);
-        if (v === 'match') out.push(s);
-        else if (v === 'budgetExceeded') exceeded?.push(s);
-      };
-      if (typed) for (const s of typed) judge(s);
-      for (const s of entry.anyType) judge(s);
-      return out;
-    },
+  return (tenantId, event, exceeded) => {
+    const entry = entryFor(tenantId);
+    if (!entry) return [];
+    const typed = entry.byType.get(event['type'] as string);
+    const out: IndexedSubscription[] = [];
+    // one budget per event for all of the tenant's subscriptions: however many it has, an event costs its
+    // partition at most MAX_EVALUATION_STEPS of filter work (subscription-filter.ts)
+    budget.steps = MAX_EVALUATION_STEPS;
+    const judge = (s: IndexedSubscription): void => {
+      const v = s.verdict(event, budget);
+      if (v === 'match') out.push(s);
+      else if (v === 'budgetExceeded') exceeded?.push(s);
+    };
+    if (typed) for (const s of typed) judge(s);
+    for (const s of entry.anyType) judge(s);
+    return out;
   };
+}
+
+/** A matcher over compiled subscriptions: by tenant, then by type (a subscription without types takes every type). */
+export function matcherOf(subs: Iterable<IndexedSubscription>): SubscriptionMatcher {
+  const byTenant = new Map<string, IndexedSubscription[]>();
+  for (const indexed of subs) {
+    const list = byTenant.get(indexed.sub.tenant_id);
+    if (list) list.push(indexed);
+    else byTenant.set(indexed.sub.tenant_id, [indexed]);
+  }
+  const entries = new Map([...byTenant].map(([t, list]) => [t, entryOf(list)]));
+  return { match: matcherOver((t) => entries.get(t)) };
 }
 
 export function createSubscriptionIndex(opts: { store: SubscriptionStore; log: Logger; pollMs?: number }): SubscriptionIndex {
   const { store, log, pollMs = 250 } = opts;
-  let matcher = matcherOf([]);
   let count = 0;
   let mark: LoadMark | null = null;
   let known = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
 
-  // each tenant's subscriptions, compiled: a change compiles the changed tenant's again, not everyone's
-  let byTenant = new Map<string, IndexedSubscription[]>();
+  // each tenant's subscriptions, compiled and by type: a change rebuilds the changed tenant's entry alone, and
+  // compiles again only its subscriptions whose record changed, so a tenant changing its subscriptions all the
+  // time costs the route its own subscriptions' reading, never a rebuild of everyone's
+  let entries = new Map<string, { entry: TenantEntry; subs: Map<string, { json: string; indexed: IndexedSubscription }> }>();
+  const match = matcherOver((t) => entries.get(t)?.entry);
 
-  function compiled(subs: Subscription[]): IndexedSubscription[] {
-    const out: IndexedSubscription[] = [];
+  /** `subs` compiled, reusing what `before` compiled of a record unchanged since. */
+  function compiled(subs: Subscription[], before?: Map<string, { json: string; indexed: IndexedSubscription }>) {
+    const out = new Map<string, { json: string; indexed: IndexedSubscription }>();
     for (const sub of subs) {
+      const json = JSON.stringify(sub);
+      const kept = before?.get(sub.id);
+      if (kept && kept.json === json) {
+        out.set(sub.id, kept);
+        continue;
+      }
       try {
-        out.push(compileSubscription(sub));
+        out.set(sub.id, { json, indexed: compileSubscription(sub) });
       } catch (err) {
         log.error({ err, subscription: sub.id }, 'subscription filters do not compile; it matches nothing');
       }
     }
-    return out;
-  }
-
-  function rebuild(): void {
-    const all = [...byTenant.values()].flat();
-    matcher = matcherOf(all);
-    count = all.length;
+    return { entry: entryOf([...out.values()].map((c) => c.indexed)), subs: out };
   }
 
   // one load at a time, so that an older load never replaces a newer one: a caller that needs a fresh load
@@ -181,11 +199,14 @@ export function createSubscriptionIndex(opts: { store: SubscriptionStore; log: L
       const lists = await Promise.all(changes.tenants.map((t) => store.list(t)));
       changes.tenants.forEach((t, i) => {
         const subs = lists[i]!;
-        if (subs.length > 0) byTenant.set(t, compiled(subs));
-        else byTenant.delete(t);
+        count -= entries.get(t)?.subs.size ?? 0;
+        if (subs.length > 0) {
+          const next = compiled(subs, entries.get(t)?.subs);
+          entries.set(t, next);
+          count += next.subs.size;
+        } else entries.delete(t);
         known.add(t);
       });
-      rebuild();
       mark = changes.mark;
       log.debug({ version: mark.version, tenants: changes.tenants.length }, 'subscription index: changed tenants reloaded');
       return;
@@ -198,8 +219,8 @@ export function createSubscriptionIndex(opts: { store: SubscriptionStore; log: L
       if (list) list.push(sub);
       else next.set(sub.tenant_id, [sub]);
     }
-    byTenant = new Map([...next].map(([t, subs]) => [t, compiled(subs)]));
-    rebuild();
+    entries = new Map([...next].map(([t, subs]) => [t, compiled(subs, entries.get(t)?.subs)]));
+    count = [...entries.values()].reduce((n, e) => n + e.subs.size, 0);
     known = new Set(loaded.tenants);
     mark = loaded.mark;
     log.debug({ version: mark.version, subscriptions: loaded.subs.length }, 'subscription index reloaded');
@@ -217,7 +238,7 @@ export function createSubscriptionIndex(opts: { store: SubscriptionStore; log: L
   }
 
   return {
-    match: (tenantId, event, exceeded) => matcher.match(tenantId, event, exceeded),
+    match,
     async start() {
       await refresh();
       schedule();

@@ -100,3 +100,34 @@ test('an index reloads the changed tenant only, and everything when a change is 
   assert.deepEqual(matches(a.id, 'y'), [subA.id]);
   index.stop();
 });
+
+test('a change compiles again only the subscriptions whose record changed: the others, and other tenants, keep theirs', async () => {
+  const a = await createTenant(p.url('subscriptions'), p.adminKey);
+  const b = await createTenant(p.url('subscriptions'), p.adminKey);
+  const subsA = [];
+  for (let i = 0; i < 20; i++) subsA.push((await api(p.url('subscriptions'), a.key, 'POST', '/v1/subscriptions', { types: ['x'], filters: [{ sql: `id = '${i}' OR TRUE` }] })).body);
+  const subB = (await api(p.url('subscriptions'), b.key, 'POST', '/v1/subscriptions', { types: ['x'] })).body;
+  const index = createSubscriptionIndex({ store: createSubscriptionStore(redis), log: createLogger({ level: 'silent' }), pollMs: 60_000 });
+  await index.refresh(true);
+  const event = { type: 'x', id: '1', source: '/s', specversion: '1.0' };
+  const beforeA = index.match(a.id, event);
+  const beforeB = index.match(b.id, event);
+  assert.equal(beforeA.length, 20);
+  assert.equal(beforeB.length, 1);
+
+  // one of tenant a's twenty changes, over and over: each change is seen, the other nineteen are not compiled again
+  for (let round = 0; round < 5; round++) {
+    await api(p.url('subscriptions'), a.key, 'PATCH', `/v1/subscriptions/${subsA[0].id}`, { types: round % 2 === 0 ? ['y'] : ['x'] });
+    await index.current();
+    const nowA = index.match(a.id, event);
+    assert.equal(nowA.length, round % 2 === 0 ? 19 : 20, `round ${round}: the changed subscription follows its types`);
+    for (const s of nowA.filter((s) => s.sub.id !== subsA[0].id)) assert.ok(beforeA.includes(s), `round ${round}: ${s.sub.id} is the one compiled before`);
+    assert.ok(index.match(b.id, event)[0] === beforeB[0], `round ${round}: the other tenant's subscription is the one compiled before`);
+  }
+  assert.equal(index.size(), (await createSubscriptionStore(redis).reloadIfChanged(null))!.subs.length, 'the count follows the changes');
+
+  // a full reload (the cannot-tell case) reuses what did not change as well
+  await index.refresh(true);
+  assert.ok(index.match(b.id, event)[0] === beforeB[0], 'a full reload keeps an unchanged subscription compiled');
+  index.stop();
+});
