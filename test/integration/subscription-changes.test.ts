@@ -104,7 +104,7 @@ test('an index reloads the changed tenant only, and everything when a change is 
 test('a change compiles again only the subscriptions whose record changed: the others, and other tenants, keep theirs', async () => {
   const a = await createTenant(p.url('subscriptions'), p.adminKey);
   const b = await createTenant(p.url('subscriptions'), p.adminKey);
-  const subsA = [];
+  const subsA: { id: string }[] = [];
   for (let i = 0; i < 20; i++) subsA.push((await api(p.url('subscriptions'), a.key, 'POST', '/v1/subscriptions', { types: ['x'], filters: [{ sql: `id = '${i}' OR TRUE` }] })).body);
   const subB = (await api(p.url('subscriptions'), b.key, 'POST', '/v1/subscriptions', { types: ['x'] })).body;
   const index = createSubscriptionIndex({ store: createSubscriptionStore(redis), log: createLogger({ level: 'silent' }), pollMs: 60_000 });
@@ -117,11 +117,11 @@ test('a change compiles again only the subscriptions whose record changed: the o
 
   // one of tenant a's twenty changes, over and over: each change is seen, the other nineteen are not compiled again
   for (let round = 0; round < 5; round++) {
-    await api(p.url('subscriptions'), a.key, 'PATCH', `/v1/subscriptions/${subsA[0].id}`, { types: round % 2 === 0 ? ['y'] : ['x'] });
+    await api(p.url('subscriptions'), a.key, 'PATCH', `/v1/subscriptions/${subsA[0]!.id}`, { types: round % 2 === 0 ? ['y'] : ['x'] });
     await index.current();
     const nowA = index.match(a.id, event);
     assert.equal(nowA.length, round % 2 === 0 ? 19 : 20, `round ${round}: the changed subscription follows its types`);
-    for (const s of nowA.filter((s) => s.sub.id !== subsA[0].id)) assert.ok(beforeA.includes(s), `round ${round}: ${s.sub.id} is the one compiled before`);
+    for (const s of nowA.filter((s) => s.sub.id !== subsA[0]!.id)) assert.ok(beforeA.includes(s), `round ${round}: ${s.sub.id} is the one compiled before`);
     assert.ok(index.match(b.id, event)[0] === beforeB[0], `round ${round}: the other tenant's subscription is the one compiled before`);
   }
   assert.equal(index.size(), (await createSubscriptionStore(redis).reloadIfChanged(null))!.subs.length, 'the count follows the changes');
