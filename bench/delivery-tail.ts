@@ -1,14 +1,17 @@
 /**
  * Watches the consumers' NDJSON files (FileSink output) and measures, for each event line as it appears,
  * now − the event's `produced_at`: the source-to-handler latency (the line is written by the handler, and
- * seen here at once through inotify). Counts per phase and subscription, and duplicates (same event id twice
- * in one subscription).
+ * seen here at once through inotify), and the part of it until the route appended the event (from the line's
+ * cursor, a stream entry id). Counts per phase and subscription, and duplicates (same event id twice in one
+ * subscription).
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 
 const LINE_RE = /"id":"([^"]+)".*"produced_at":(\d+),"phase":(\d+)/;
+/** The line's cursor: the stream entry's id, whose first part is when the route appended it (Redis' clock, ms). */
+const CURSOR_RE = /^\{"cursor":"(\d+)-/;
 const FILE_RE = /^events-\d{4}-\d{2}-\d{2}\.\d{6}\.ndjson$/;
 
 interface Tail {
@@ -24,6 +27,8 @@ interface Tail {
 
 export interface PhaseDeliveries {
   latencies: number[];
+  /** the part of each latency until the route appended the event (its entry id's time − produced_at) */
+  toAppend: number[];
   count: Map<string, number>;
   duplicates: number;
   ids: Set<string>;
@@ -37,7 +42,7 @@ export function createDeliveryTail() {
 
   const phaseOf = (p: number): PhaseDeliveries => {
     let d = phases.get(p);
-    if (!d) phases.set(p, (d = { latencies: [], count: new Map(), duplicates: 0, ids: new Set() }));
+    if (!d) phases.set(p, (d = { latencies: [], toAppend: [], count: new Map(), duplicates: 0, ids: new Set() }));
     return d;
   };
 
@@ -53,6 +58,8 @@ export function createDeliveryTail() {
     d.ids.add(key);
     const latency = now - Number(m[2]);
     d.latencies.push(latency);
+    const appendedAt = CURSOR_RE.exec(text);
+    if (appendedAt) d.toAppend.push(Number(appendedAt[1]) - Number(m[2]));
     d.count.set(t.sub, (d.count.get(t.sub) ?? 0) + 1);
     latest = { at: now, latency };
   }

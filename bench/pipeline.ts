@@ -111,6 +111,9 @@ export interface PhaseResult {
   p95_ms: number;
   p99_ms: number;
   max_ms: number;
+  /** the part of the latency until the route appended the event (the rest is the gateway, the consumer and its file) */
+  to_append_p50_ms: number;
+  to_append_p99_ms: number;
   held: boolean;
   stopped_early: string | null;
   redis_bytes_per_append: number | null;
@@ -474,11 +477,13 @@ async function main() {
       const delivered = d.latencies.length;
       const missing = Math.max(0, expectedTotal - delivered);
       const lat = [...d.latencies, ...Array.from({ length: missing }, () => Infinity)].sort((a, b) => a - b);
+      const toAppend = [...d.toAppend].sort((a, b) => a - b);
       const result: PhaseResult = {
         phase, kind, target_rate: rate, produced_rate: produced.rate, seconds: Number(produceSeconds.toFixed(1)),
         route_events_per_s: routeRate.events, route_appends_per_s: routeRate.appends, ...batchStats,
         delivered, expected: expectedTotal, missing, duplicates: d.duplicates,
         p50_ms: Math.round(percentile(lat, 50)), p95_ms: Math.round(percentile(lat, 95)), p99_ms: Math.round(percentile(lat, 99)), max_ms: Math.round(lat[lat.length - 1] ?? NaN),
+        to_append_p50_ms: Math.round(percentile(toAppend, 50)), to_append_p99_ms: Math.round(percentile(toAppend, 99)),
         held: false, stopped_early: stoppedEarly,
         redis_bytes_per_append: appends > 0 ? Math.round((memEnd - memStart) / appends) : null,
         peak_rss_mib: peak, cpu_percent: cpu, cpu_us_per_event: cpuPerEvent, webhooks_delivered: webhooks,
@@ -486,7 +491,7 @@ async function main() {
       result.held = !stoppedEarly && missing === 0 && produced.sent === Math.round(rate * cfg.BENCH_PHASE_SECONDS) && produced.rate >= rate * 0.95 && result.p99_ms < P99_TARGET_MS;
       tail.drop(phase);
       await emptyBuffers();
-      say(`phase ${phase}: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, max ${result.max_ms} ms, ${delivered}/${expectedTotal} delivered, ${webhooks} webhooks${result.held ? ', held' : ', NOT held'}${stoppedEarly ? ` (stopped: ${stoppedEarly})` : ''}`);
+      say(`phase ${phase}: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms (until appended: ${result.to_append_p50_ms} / ${result.to_append_p99_ms} ms), max ${result.max_ms} ms, ${delivered}/${expectedTotal} delivered, ${webhooks} webhooks${result.held ? ', held' : ', NOT held'}${stoppedEarly ? ` (stopped: ${stoppedEarly})` : ''}`);
       return result;
     };
 
