@@ -27,9 +27,13 @@ import { HttpError } from '../../platform/errors.ts';
 import { exportLease, readExport, saveExport } from '../../platform/jobs/records.ts';
 import type { PioneerRedis } from '../../platform/redis/client.ts';
 import { compareIds, cursorBeforeTime, cursorTime, oldestResumable, snapshot, tiers } from '../../platform/redis/streams.ts';
-import type { TieredStreams } from '../../platform/tiers/cold-reader.ts';
+import { ColdReadsBusyError, ColdReadsLimitError, type TieredStreams } from '../../platform/tiers/cold-reader.ts';
 import type { Subscription } from '../../platform/store/subscriptions.ts';
 import type { Logger } from '../../platform/telemetry/logger.ts';
+
+/** How often an export waiting for a cold source tries again, and for how long at most before it fails. */
+const COLD_SLOT_WAIT_MS = 2000;
+const COLD_SLOT_PATIENCE_MS = 10 * 60_000;
 
 export type ExportKind = 'interval' | 'snapshot';
 
@@ -200,12 +204,25 @@ export function createExporter(opts: ExporterOptions) {
       let last = startAfter;
       // hot or cold, page by page, up to the end bound (entries appended after the start are not in the file)
       const reader = tiered.reader({ tenantId: t, subId: sub.id });
+      // a read older than the hot window waits for a free cold source (this instance's or this tenant's are all
+      // taken): an export is a background job, not a request to refuse
+      const readWhenServed = async (after: string) => {
+        for (let waited = 0; ; waited += COLD_SLOT_WAIT_MS) {
+          try {
+            return await reader.read(after, pageSize);
+          } catch (err) {
+            if (!(err instanceof ColdReadsBusyError || err instanceof ColdReadsLimitError) || waited >= COLD_SLOT_PATIENCE_MS) throw err;
+            if (waited === 0) elog.info({ reason: err.message }, 'export waits for a cold source');
+            await new Promise((resolve) => setTimeout(resolve, COLD_SLOT_WAIT_MS));
+          }
+        }
+      };
       async function* lines(): AsyncGenerator<string> {
         if (endBound === null) return;
         let after = startAfter;
         try {
           for (;;) {
-            const { entries } = await reader.read(after, pageSize);
+            const { entries } = await readWhenServed(after);
             const within = entries.filter((e) => compareIds(e.cursor, endBound) <= 0);
             if (within.length === 0) return;
             let out = '';

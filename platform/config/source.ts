@@ -32,6 +32,8 @@ export const bufferSchema = z.object({
 export const coldReadsSchema = z.object({
   /** readers of this instance that may read events older than the hot window at once (each holds a Kafka consumer) */
   PIONEER_COLD_READS_MAX: env.int(1, 1000).default(16),
+  /** of those, the most that one tenant's readers hold at once (a tenant past it gets 429 cold_reads_limit) */
+  PIONEER_COLD_READS_MAX_PER_TENANT: env.int(1, 1000).default(4),
 });
 
 export function decodingOf(cfg: z.infer<typeof sourceSchema>): SourceDecoding {

@@ -17,7 +17,10 @@
  * a record changed since changes the event derived again (docs/transforms.md).
  *
  * A reader that goes cold holds one ColdSource (a Kafka consumer) until it is back in the hot window or closed;
- * an instance holds at most `maxSources` at once, and a reader past that answers ColdReadsBusyError (503).
+ * an instance holds at most `maxSources` at once, and a reader past that answers ColdReadsBusyError (503); one
+ * tenant's readers hold at most `maxSourcesPerTenant` of them, and its reader past that answers
+ * ColdReadsLimitError (429), so that one tenant reading far back on many streams cannot leave every other
+ * tenant's old cursors without a source.
  */
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import type { z } from 'zod';
@@ -76,6 +79,13 @@ export class ColdReadsBusyError extends HttpError {
   }
 }
 
+/** Too many readers of one tenant read from the source topics at once on this instance. */
+export class ColdReadsLimitError extends HttpError {
+  constructor(max: number) {
+    super(429, 'cold_reads_limit', `at most ${max} reads older than the hot window per tenant at once on one instance; retry once one of yours is back in the hot window`, { headers: { 'retry-after': '5' } });
+  }
+}
+
 export interface TieredStreamsOptions {
   redis: Redis;
   kafka: Kafka;
@@ -88,6 +98,8 @@ export interface TieredStreamsOptions {
   groupPrefix: string;
   /** cold sources (Kafka consumers) this instance holds at most */
   maxSources: number;
+  /** cold sources the readers of one tenant hold at most (default: all of maxSources) */
+  maxSourcesPerTenant?: number;
   /** entries derived per cold step */
   chunk?: number;
   /** how long a parked reader waits for its next page */
@@ -102,12 +114,19 @@ export function tieredStreamsFor(
   return createTieredStreams({
     redis: deps.redis, kafka: deps.kafka, store: deps.store, metrics: deps.metrics, log: deps.log.child({ component: 'cold-reads' }),
     topics: cfg.PIONEER_SOURCE_TOPICS, decoding: decodingOf(cfg), groupPrefix: `${cfg.PIONEER_KAFKA_CLIENT_ID}-${deps.user}-cold`, maxSources: cfg.PIONEER_COLD_READS_MAX,
+    maxSourcesPerTenant: cfg.PIONEER_COLD_READS_MAX_PER_TENANT,
   });
 }
 
 export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
   const { redis, kafka, topics, decoding, store, log, metrics, groupPrefix, maxSources, chunk = 2000, parkMs = 30_000 } = opts;
+  const maxPerTenant = Math.min(opts.maxSourcesPerTenant ?? maxSources, maxSources);
   const open = new Set<ColdSource>();
+  /** the tenant whose reader holds each open source, and how many each tenant holds */
+  const holder = new Map<ColdSource, string>();
+  const held = new Map<string, number>();
+  let starting = 0;
+  const tenantOf = new WeakMap<TieredReader, string>();
   const parked = new Map<string, { reader: TieredReader; timer: NodeJS.Timeout }>();
   const unpark = (key: string): TieredReader | null => {
     const p = parked.get(key);
@@ -129,17 +148,43 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
     behind.set(lag.size === 0 ? 0 : Math.max(...lag.values()));
   };
 
-  async function takeSource(): Promise<ColdSource> {
-    // a parked reader gives its source up before a reader that is reading goes without
-    if (open.size >= maxSources && parked.size > 0) await unpark(parked.keys().next().value!)!.close();
-    if (open.size >= maxSources) throw new ColdReadsBusyError(maxSources);
-    const source = await createColdSource({ kafka, topics, groupPrefix });
+  async function takeSource(tenantId: string): Promise<ColdSource> {
+    // a parked reader gives its source up before a reader that is reading goes without: the tenant's own first
+    // when the tenant is at its share, else anyone's when the instance is full
+    if ((held.get(tenantId) ?? 0) >= maxPerTenant) {
+      const own = [...parked].find(([, p]) => tenantOf.get(p.reader) === tenantId);
+      if (own) await unpark(own[0])!.close();
+      if ((held.get(tenantId) ?? 0) >= maxPerTenant) throw new ColdReadsLimitError(maxPerTenant);
+    }
+    if (open.size + starting >= maxSources && parked.size > 0) await unpark(parked.keys().next().value!)!.close();
+    if (open.size + starting >= maxSources) throw new ColdReadsBusyError(maxSources);
+    // counted before the consumer starts, so that readers starting together cannot pass the bounds together
+    starting++;
+    held.set(tenantId, (held.get(tenantId) ?? 0) + 1);
+    let source: ColdSource;
+    try {
+      source = await createColdSource({ kafka, topics, groupPrefix });
+    } catch (err) {
+      release(tenantId);
+      throw err;
+    } finally {
+      starting--;
+    }
     open.add(source);
+    holder.set(source, tenantId);
     report();
     return source;
   }
+  function release(tenantId: string): void {
+    const n = (held.get(tenantId) ?? 1) - 1;
+    if (n > 0) held.set(tenantId, n);
+    else held.delete(tenantId);
+  }
   async function dropSource(source: ColdSource): Promise<void> {
-    open.delete(source);
+    if (open.delete(source)) {
+      release(holder.get(source)!);
+      holder.delete(source);
+    }
     report();
     await source.close();
   }
@@ -353,7 +398,7 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
           );
           results.get(run)!.push(deriveEvents([record], { topic: range.topic, decoding, matcher: matcher.matcher, tenantId, references, replay: run.replay || undefined }));
         };
-        source ??= await takeSource();
+        source ??= await takeSource(tenantId);
         try {
           await source.read(ranges, onRecord);
         } catch (err) {
@@ -396,6 +441,7 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
         }
       }
 
+      tenantOf.set(reader, tenantId);
       return reader;
     },
     park(key, reader) {
@@ -410,6 +456,8 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
       for (const key of [...parked.keys()]) await unpark(key)?.close().catch(() => {});
       await Promise.allSettled([...open].map((s) => s.close()));
       open.clear();
+      holder.clear();
+      held.clear();
       report();
     },
   };
