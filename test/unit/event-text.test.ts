@@ -44,3 +44,34 @@ test('the Kafka binding keeps a record\'s text: structured on one line, the key\
   const bytes = { ...binary, value: Buffer.from([1, 2, 3]), headers: { ...binary.headers, 'content-type': 'application/octet-stream' } };
   assert.equal(decodeKafkaRecord(bytes).json, undefined, 'bytes are serialised from the decoded event (data_base64)');
 });
+
+test('a structured record on one line is stored as its own bytes, and decodes as JSON.parse reads it', () => {
+  const ce = `{"specversion":"1.0","id":"1","source":"/s","type":"t","tenantid":"x","partitionkey":"k","data":${DATA}}`;
+  const value = Buffer.from(ce);
+  const item = decodeKafkaRecord({ key: Buffer.from('k'), value, headers: { 'content-type': 'application/cloudevents+json' } });
+  assert.equal(item.bytes, value, 'the record\'s value itself, not a copy');
+  assert.equal(item.json, ce);
+  assert.deepEqual(item.event, JSON.parse(ce));
+  assert.equal(decodeKafkaRecord({ key: null, value, headers: {} }).bytes, value, 'without a content-type: taken for a CloudEvent by its specversion');
+  // anything else is stored as text made from the record: trimmed, compacted, with the key's partitionkey
+  const ct = { 'content-type': 'application/cloudevents+json' };
+  assert.equal(decodeKafkaRecord({ key: null, value: Buffer.from(` ${ce} `), headers: ct }).bytes, undefined);
+  assert.equal(decodeKafkaRecord({ key: null, value: Buffer.from(` ${ce} `), headers: ct }).json, ce);
+  const keyed = ce.replace(',"partitionkey":"k"', '');
+  assert.equal(decodeKafkaRecord({ key: Buffer.from('k2'), value: Buffer.from(keyed), headers: {} }).json, `${keyed.slice(0, -1)},"partitionkey":"k2"}`);
+  const latin1 = Buffer.concat([Buffer.from(ce.slice(0, -1)), Buffer.from(',"x":"'), Buffer.from([0xe9]), Buffer.from('"}')]);
+  const replaced = decodeKafkaRecord({ key: null, value: latin1, headers: {} });
+  assert.equal(replaced.bytes, undefined, 'bytes that are not UTF-8 are not the stored text');
+  assert.equal((replaced.event as Record<string, unknown>)['x'], '\ufffd');
+});
+
+test('a structured record that is not a valid CloudEvent names its fault whichever way it is decoded', () => {
+  const errorOf = (text: string) => decodeKafkaRecord({ key: null, value: Buffer.from(text), headers: { 'content-type': 'application/cloudevents+json' } }).error;
+  assert.match(errorOf('{"specversion":"1.0","id":"1","source":"/s","type":"t",}') ?? '', /^invalid CloudEvent: not valid JSON/);
+  assert.equal(errorOf('{"specversion":"1.0","id":"1","type":"t"}'), 'invalid CloudEvent: source: is required');
+  assert.equal(errorOf('{"specversion":"1.0","id":"1","source":"/s","type":"t","Bad":"x"}'), 'invalid CloudEvent: Bad: is not a valid attribute name (lowercase letters and digits, at most 20)');
+  assert.equal(errorOf('{"specversion":"1.0","id":"1","source":"/s","type":"t","time":"yesterday"}'), 'invalid CloudEvent: time: must match format "date-time"');
+  assert.equal(errorOf('{"specversion":"1.0","id":"1","source":"a b","type":"t"}'), 'invalid CloudEvent: source: must match format "uri-reference"');
+  assert.equal(errorOf('{"specversion":"1.0","id":"1","source":"/s","type":"t","ext":{"a":1}}'), 'invalid CloudEvent: ext: must be string,number,boolean');
+  assert.equal(errorOf(`{"specversion":"1.0","id":"1","source":"/s","type":"t","tenantid":"${'t'.repeat(65)}"}`), 'invalid CloudEvent: tenantid: must NOT have more than 64 characters');
+});
