@@ -174,7 +174,7 @@ async function matchEvents(events: readonly DecodedEvent[], matcher: Subscriptio
   return out;
 }
 
-/** One event `deriveEvents` gives: what route() appended for the record. */
+/** One event `deriveEvent` gives: what route() appended for the record. */
 export interface DerivedEvent {
   offset: string;
   type: string;
@@ -220,26 +220,25 @@ export async function appendedText({ item, event, match }: MatchedRecord, replay
 }
 
 /**
- * The events one subscription gets from `records` (one partition's, in offset order), decoded, matched and
- * stored as route() does, without appending them: the cold tier derives runs of a subscription's entries again
- * with it. Records that do not decode, events its filters could not judge within the budget and events its
- * transform fails on give nothing, as in route() (which dead-letters or sets them aside). A transform's lookups read
- * the tenant's reference records as they are now (`references`), not as they were when route() appended the event.
+ * The event one subscription gets from a source record (of one partition, given in offset order), decoded, matched
+ * and stored as route() does, without appending it: the cold tier derives runs of a subscription's entries again
+ * with it. A record that does not decode, an event its filters could not judge within the budget and an event its
+ * transform fails on give null, as in route() (which dead-letters or sets them aside). Synchronous unless the
+ * subscription has a transform: a cold read derives thousands of records a step, most without one. A transform's
+ * lookups read the tenant's reference records as they are now (`references`), not as they were when route()
+ * appended the event.
  */
-export async function deriveEvents(
-  records: Iterable<InboundEvent>,
+export function deriveEvent(
+  item: InboundEvent,
   input: { topic: string; decoding: SourceDecoding; matcher: SubscriptionMatcher; tenantId: string; replay?: string; references?: ReferenceReader },
-): Promise<DerivedEvent[]> {
-  const out: DerivedEvent[] = [];
-  for (const { item, event } of decodeRecords(records, input.topic, input.decoding).events) {
-    if (event.tenantid !== input.tenantId) continue;
-    const [match] = input.matcher.match(input.tenantId, event);
-    if (!match) continue;
-    // as route() stores it; an event its transform fails on again was set aside then, not appended
-    const json = await appendedText({ item, event, match }, input.replay, input.references);
-    if (json !== null) out.push({ offset: item.position?.offset ?? '', type: event.type, json });
-  }
-  return out;
+): DerivedEvent | null | Promise<DerivedEvent | null> {
+  const matched = matchRecord(item, input);
+  if (matched === null) return null;
+  const offset = item.position?.offset ?? '';
+  const { event } = matched;
+  if (!matched.match.transform) return { offset, type: event.type, json: storedText(event, item.json ?? JSON.stringify(event), input.replay) };
+  // as route() stores it; an event its transform fails on again was set aside then, not appended
+  return appendedText(matched, input.replay, input.references).then((json) => (json === null ? null : { offset, type: event.type, json }));
 }
 
 export interface AppendTotals {

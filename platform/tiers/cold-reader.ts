@@ -7,7 +7,7 @@
  *
  *   marks after the cursor (a chunk of at most `chunk` entries) → one ColdSource read of each partition's span
  *   (platform/tiers/cold-source.ts) → each record decoded and matched against the run that holds its offset
- *   (platform/routing/route-core.ts deriveEvents: the route's own rules) → the run's events get its ids
+ *   (platform/routing/route-core.ts deriveEvent: the route's own rules) → the run's events get its ids
  *
  * A subscription changed since: a run is derived with the spec it was matched with (the subscription store
  * keeps every spec a subscription had), not today's, so a reader gets what was appended. A run that derives
@@ -32,7 +32,7 @@ import type { Redis } from '../redis/client.ts';
 import {
   assertCursor, compareIds, lastIdOf, marksAfter, oldestResumable, readHotPage, runIds, tiers, type Mark, type StreamEntry,
 } from '../redis/streams.ts';
-import { deriveEvents, type DerivedEvent } from '../routing/route-core.ts';
+import { deriveEvent, type DerivedEvent } from '../routing/route-core.ts';
 import { createReferenceLookups } from '../reference/lookups.ts';
 import { compileSubscription, matcherOf, type SubscriptionMatcher } from '../store/subscription-index.ts';
 import type { SubscriptionStore } from '../store/subscriptions.ts';
@@ -41,6 +41,12 @@ import { counter, gauge, histogram, type Registry } from '../telemetry/metrics.t
 import { createColdSource, RangeGoneError, type ColdSource, type PartitionRange } from './cold-source.ts';
 
 const BACKSLASH = 0x5c;
+
+/** A record header's text (the first value of a repeated one), as mayMatch compares it. */
+function headerText(m: KafkaMessage, name: string): string | undefined {
+  const h = m.headers?.[name];
+  return h === undefined ? undefined : Array.isArray(h) ? String(h[0]) : String(h);
+}
 
 export interface TieredPage {
   entries: StreamEntry[];
@@ -319,18 +325,17 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
        */
       function mayMatch(m: KafkaMessage, topic: string, types: Buffer[]): boolean {
         if (decoding.mappings[topic]) return true;
-        const header = (name: string) => {
-          const h = m.headers?.[name];
-          return h === undefined ? undefined : Array.isArray(h) ? String(h[0]) : String(h);
-        };
-        if (header('ce_specversion') !== undefined) {
-          const type = header('ce_type');
-          return header('ce_tenantid') === tenantId && (types.length === 0 || (type !== undefined && types.some((t) => t.toString() === type)));
+        if (m.headers?.['ce_specversion'] !== undefined) {
+          const type = headerText(m, 'ce_type');
+          return headerText(m, 'ce_tenantid') === tenantId && (types.length === 0 || (type !== undefined && types.some((t) => t.toString() === type)));
         }
         const v = m.value;
         if (!v) return false;
         if (v.includes(BACKSLASH)) return true;
-        return v.includes(tenantBytes) && (types.length === 0 || types.some((t) => v.includes(t)));
+        if (!v.includes(tenantBytes)) return false;
+        if (types.length === 0) return true;
+        for (const t of types) if (v.includes(t)) return true;
+        return false;
       }
 
       /** The entries of the runs after `after`, derived again (at least one run's worth); null when no run follows it. */
@@ -365,7 +370,7 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
         const runs = hole > 0 ? marks.slice(0, hole) : marks;
         // each run's events, matched with its own spec; a partition's runs in offset order
         // per run, its records' events in offset order (derived as they arrive; a transform's evaluation is async)
-        const results = new Map<Mark, Promise<DerivedEvent[]>[]>(runs.map((m) => [m, []]));
+        const results = new Map<Mark, (DerivedEvent | Promise<DerivedEvent | null>)[]>(runs.map((m) => [m, []]));
         const byField = new Map<string, Mark[]>();
         for (const m of runs) {
           const list = byField.get(m.field);
@@ -375,28 +380,33 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
         const matchers = new Map<Mark, { matcher: SubscriptionMatcher; types: Buffer[] } | null>();
         for (const m of runs) matchers.set(m, await matcherOfSpec(m.spec));
         const ranges: PartitionRange[] = [];
-        const runsOf = new Map<string, { list: Mark[]; at: number; topic: string }>();
+        // per range, its runs in offset order with their offsets as numbers once, and the run the records reached
+        const runsOf = new Map<PartitionRange, { list: Mark[]; from: bigint[]; to: bigint[]; at: number }>();
         for (const [field, list] of byField) {
           const slash = field.lastIndexOf('/');
           const topic = field.slice(0, slash);
           const partition = Number(field.slice(slash + 1));
-          ranges.push({ topic, partition, from: BigInt(list[0]!.fromOffset), to: BigInt(list[list.length - 1]!.toOffset) });
-          runsOf.set(field, { list, at: 0, topic });
+          const from = list.map((m) => BigInt(m.fromOffset));
+          const to = list.map((m) => BigInt(m.toOffset));
+          const range = { topic, partition, from: from[0]!, to: to[to.length - 1]! };
+          ranges.push(range);
+          runsOf.set(range, { list, from, to, at: 0 });
         }
         const onRecord = (range: PartitionRange, m: KafkaMessage) => {
-          const field = `${range.topic}/${range.partition}`;
-          const state = runsOf.get(field)!;
+          const state = runsOf.get(range)!;
           const offset = BigInt(m.offset);
-          while (state.at < state.list.length && BigInt(state.list[state.at]!.toOffset) < offset) state.at++;
+          while (state.at < state.list.length && state.to[state.at]! < offset) state.at++;
           const run = state.list[state.at];
-          if (!run || offset < BigInt(run.fromOffset)) return; // between runs: no event of this subscription
+          if (!run || offset < state.from[state.at]!) return; // between runs: no event of this subscription
           const matcher = matchers.get(run);
           if (!matcher || !mayMatch(m, range.topic, matcher.types)) return;
           const record = decodeKafkaRecord(
             { key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp },
             { topic: range.topic, partition: range.partition, offset: m.offset },
           );
-          results.get(run)!.push(deriveEvents([record], { topic: range.topic, decoding, matcher: matcher.matcher, tenantId, references, replay: run.replay || undefined }));
+          const derived = deriveEvent(record, { topic: range.topic, decoding, matcher: matcher.matcher, tenantId, references, replay: run.replay || undefined });
+          if (derived instanceof Promise) derived.catch(() => {}); // awaited below, once the step's records are read
+          if (derived !== null) results.get(run)!.push(derived);
         };
         source ??= await takeSource(tenantId);
         try {
@@ -411,15 +421,27 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
         }
         const out: StreamEntry[] = [];
         for (const run of runs) {
-          const events = (await Promise.all(results.get(run)!)).flat();
+          const events: DerivedEvent[] = [];
+          for (const derived of results.get(run)!) {
+            const e = derived instanceof Promise ? await derived : derived;
+            if (e !== null) events.push(e);
+          }
           if (events.length !== run.count) {
             mismatched.inc();
             log.warn({ subscription: subId, run: run.first, marked: run.count, derived: events.length }, 'a cold run derived to a different number of events than its mark says');
           }
           const ids = runIds(run);
-          events.slice(0, run.count).forEach((e, k) => {
-            if (compareIds(ids[k]!, after) > 0) out.push({ cursor: ids[k]!, type: e.type, event: e.json });
-          });
+          const n = Math.min(events.length, ids.length);
+          // the run's ids ascend: those after the cursor are the ones from the first of them on
+          let k = 0;
+          if (n > 0 && compareIds(ids[0]!, after) <= 0) {
+            for (let hi = n; k < hi; ) {
+              const mid = (k + hi) >> 1;
+              if (compareIds(ids[mid]!, after) > 0) hi = mid;
+              else k = mid + 1;
+            }
+          }
+          for (; k < n; k++) out.push({ cursor: ids[k]!, type: events[k]!.type, event: events[k]!.json });
         }
         return { entries: out, through: lastIdOf(runs[runs.length - 1]!) };
       }
