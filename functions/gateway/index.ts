@@ -11,7 +11,7 @@ import type { Context } from 'hono';
 import { commonSchema, env, requireRedis } from '../../platform/config/env.ts';
 import { coldReadsSchema, sourceSchema } from '../../platform/config/source.ts';
 import { createKafka, kafkaSecurity } from '../../platform/kafka/client.ts';
-import { tieredStreamsFor, type TieredReader } from '../../platform/tiers/cold-reader.ts';
+import { ColdEntry, tieredStreamsFor, type TieredReader } from '../../platform/tiers/cold-reader.ts';
 import { defineFunction } from '../../platform/runtime/contract.ts';
 import { createApp } from '../../platform/http/app.ts';
 import { CursorExpiredError, HttpError } from '../../platform/errors.ts';
@@ -47,6 +47,38 @@ const sanitize = (s: string) => s.replace(/[\r\n]/g, ' ');
 export function formatSse(entries: StreamEntry[]): string {
   let out = '';
   for (const e of entries) out += `id: ${e.cursor}\nevent: ${sanitize(e.type)}\ndata: ${e.event}\n\n`;
+  return out;
+}
+
+/**
+ * The SSE messages of entries read through the tiers, as bytes: an entry derived from the source topics whose
+ * record's bytes are its text (ColdEntry) is copied from them once, where formatSse's text would decode them,
+ * join them and encode them again.
+ */
+export function sseBytes(entries: readonly StreamEntry[]): Buffer {
+  const heads = new Array<string>(entries.length);
+  let size = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    const type = e.type.includes('\n') || e.type.includes('\r') ? sanitize(e.type) : e.type;
+    const head = `id: ${e.cursor}\nevent: ${type}\ndata: `;
+    heads[i] = head;
+    const bytes = e instanceof ColdEntry ? e.bytes : undefined;
+    size += Buffer.byteLength(head) + (bytes !== undefined ? bytes.length : Buffer.byteLength(e.event)) + 2;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    at += out.write(heads[i]!, at, 'utf8');
+    const bytes = e instanceof ColdEntry ? e.bytes : undefined;
+    if (bytes !== undefined) {
+      out.set(bytes, at);
+      at += bytes.length;
+    } else at += out.write(e.event, at, 'utf8');
+    out[at++] = 0x0a;
+    out[at++] = 0x0a;
+  }
   return out;
 }
 
@@ -232,7 +264,7 @@ export default defineFunction({
             controller.enqueue(encoder.encode(`retry: ${cfg.PIONEER_SSE_RETRY_MS}\n: connected to ${sub.id}\n\n`));
             if (first.length > 0) {
               delivered(t.tenantId, 'sse', first);
-              controller.enqueue(encoder.encode(formatSse(first)));
+              controller.enqueue(sseBytes(first));
             }
           },
           async pull(controller) {
@@ -247,7 +279,7 @@ export default defineFunction({
                 if (entries.length > 0) {
                   cursor = entries[entries.length - 1]!.cursor;
                   delivered(t.tenantId, 'sse', entries);
-                  controller.enqueue(encoder.encode(formatSse(entries)));
+                  controller.enqueue(sseBytes(entries));
                   return;
                 }
                 if (cold) return;

@@ -178,8 +178,8 @@ async function matchEvents(events: readonly DecodedEvent[], matcher: Subscriptio
 export interface DerivedEvent {
   offset: string;
   type: string;
-  /** the stored text */
-  json: string;
+  /** the stored text, or the record's bytes when they are that text (as route() appends them) */
+  json: string | Buffer;
 }
 
 /** A source record that one tenant's subscription matches: the record, its event, and the match. */
@@ -236,7 +236,10 @@ export function deriveEvent(
   if (matched === null) return null;
   const offset = item.position?.offset ?? '';
   const { event } = matched;
-  if (!matched.match.transform) return { offset, type: event.type, json: storedText(event, item.json ?? JSON.stringify(event), input.replay) };
+  if (!matched.match.transform) {
+    const json = item.bytes !== undefined && !input.replay ? item.bytes : storedText(event, item.json ?? JSON.stringify(event), input.replay);
+    return { offset, type: event.type, json };
+  }
   // as route() stores it; an event its transform fails on again was set aside then, not appended
   return appendedText(matched, input.replay, input.references).then((json) => (json === null ? null : { offset, type: event.type, json }));
 }

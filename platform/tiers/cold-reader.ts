@@ -42,6 +42,30 @@ import { createColdSource, RangeGoneError, type ColdSource, type PartitionRange 
 
 const BACKSLASH = 0x5c;
 
+/**
+ * An entry derived from the source topics. When the record's bytes are the stored text, it holds them and makes the
+ * text only when asked (webhooks, JSON pages): an SSE stream writes the bytes as they are (functions/gateway).
+ */
+export class ColdEntry implements StreamEntry {
+  #event: string | undefined;
+  /** the record's bytes, when they are the event's stored text */
+  readonly bytes: Buffer | undefined;
+
+  constructor(
+    readonly cursor: string,
+    readonly type: string,
+    json: string | Buffer,
+  ) {
+    if (typeof json === 'string') this.#event = json;
+    // a copy: the record's value is a view of the whole fetch response, which entries read ahead would keep
+    else this.bytes = Buffer.from(json);
+  }
+
+  get event(): string {
+    return (this.#event ??= this.bytes!.toString('utf8'));
+  }
+}
+
 /** A record header's text (the first value of a repeated one), as mayMatch compares it. */
 function headerText(m: KafkaMessage, name: string): string | undefined {
   const h = m.headers?.[name];
@@ -441,7 +465,7 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
               else k = mid + 1;
             }
           }
-          for (; k < n; k++) out.push({ cursor: ids[k]!, type: events[k]!.type, event: events[k]!.json });
+          for (; k < n; k++) out.push(new ColdEntry(ids[k]!, events[k]!.type, events[k]!.json));
         }
         return { entries: out, through: lastIdOf(runs[runs.length - 1]!) };
       }
