@@ -9,14 +9,18 @@
  *                                           skipped and an applied one is never lost: each counts once.
  *   {t:T}:ins:campaigns              set    the campaign ids the tenant's impressions and clicks named; the API
  *                                           answers 404 for any other. At most PIONEER_INSIGHTS_MAX_CAMPAIGNS.
- *   {t:T}:ins:u:<metric>:<r>:<n>:<c> HLL    distinct customers of campaign c for metric (impressions, clicks,
+ *   {t:T}:ins:x:<metric>:<r>:<n>:<c> set    distinct customers of campaign c for metric (impressions, clicks,
  *                                           clickToBasket) in bucket n of resolution r (m minute, h hour, d day;
- *                                           platform/insights/buckets.ts), a Redis HyperLogLog (PFADD, PFCOUNT)
- *   {t:T}:ins:x:<metric>:<r>:<n>:<c> set    the same customers exactly, while there are at most
+ *                                           platform/insights/buckets.ts), exactly, while there are at most
  *                                           PIONEER_INSIGHTS_EXACT_UP_TO of them; dropped once there are more
- *   {t:T}:ins:n:<metric>:<r>:<n>:<c> string the exact number of events in the same bucket (INCR)
+ *   {t:T}:ins:u:<metric>:<r>:<n>:<c> HLL    the same customers as a Redis HyperLogLog (PFADD, PFCOUNT), built when
+ *                                           the bucket outgrows its set, from the set's members: a bucket has one
+ *                                           of the two (buckets written before kept both; the set counts then)
+ *   {t:T}:ins:n:<metric>:<r>:<n>:<c> string the exact number of events in the same bucket (INCRBY)
  *                                           All three expire at the bucket's end plus its resolution's retention
  *                                           (minutes 48 h, hours 90 days, days 2 years by default).
+ *   {t:T}:ins:tmp                    HLL    a query's scratch HyperLogLog (count-customers-1.lua), deleted by the
+ *                                           call that builds it
  *   {t:T}:ins:clk:<customer>         zset   the customer's clicks, "<ms>|<campaign>" scored by event time
  *   {t:T}:ins:crt:<customer>         zset   the customer's cart.add events (a reference each) by event time
  *   {t:T}:ins:att:<customer>         zset   "<campaign>\n<cart reference>" already attributed, by cart time
@@ -27,8 +31,8 @@
  *                                           that minute (by the record's Kafka timestamp); kept as minutes are
  *
  * A query's range is covered by whole days, hours and minutes (buckets.ts); its distinct customers are the union
- * of the covering buckets' exact sets when each still has one (count-customers-1.lua), else the PFCOUNT of their
- * HyperLogLogs together (an estimate), its events the sum of their counters.
+ * of the covering buckets' exact sets when each still has one, else the estimate of one HyperLogLog holding the
+ * buckets' HyperLogLogs and their sets' members; its events the sum of their counters (count-customers-1.lua).
  */
 import type { PioneerRedis } from '../redis/client.ts';
 import { insightsKeys } from '../redis/keys.ts';
@@ -189,32 +193,14 @@ const suffix = (metric: Metric, b: Bucket, campaignId: string) => `${metric}:${b
 
 /**
  * The figures of each cover (a list of buckets), for one campaign and metric: distinct customers over the union
- * of a cover's buckets (exact where the buckets' sets allow, estimated otherwise), and their events summed.
+ * of a cover's buckets (exact where the buckets' sets allow, estimated otherwise), and their events summed; one
+ * script call (count-customers-1.lua).
  */
 export async function readFigures(redis: PioneerRedis, tenantId: string, campaignId: string, metric: Metric, covers: readonly (readonly Bucket[])[]): Promise<Figures[]> {
   const args = [insightsKeys.prefix(tenantId), String(UNION_LIMIT), String(covers.length), ...covers.map((c) => String(c.length))];
   for (const buckets of covers) for (const b of buckets) args.push(suffix(metric, b, campaignId));
-  const exact = await redis.countCustomers(insightsKeys.campaigns(tenantId), ...args);
-  const pipe = redis.pipeline();
-  for (const [i, buckets] of covers.entries()) {
-    if (buckets.length === 0) continue;
-    if (Number(exact[i]) < 0) pipe.pfcount(...buckets.map((b) => insightsKeys.distinct(tenantId, metric, b.res, b.n, campaignId)));
-    pipe.mget(...buckets.map((b) => insightsKeys.events(tenantId, metric, b.res, b.n, campaignId)));
-  }
-  const replies = (await pipe.exec()) ?? [];
-  let at = 0;
-  const next = () => {
-    const [err, reply] = replies[at++]!;
-    if (err) throw err;
-    return reply;
-  };
-  return covers.map((buckets, i) => {
-    if (buckets.length === 0) return { value: 0, events: 0, estimate: false };
-    const estimate = Number(exact[i]) < 0;
-    const value = estimate ? Number(next()) : Number(exact[i]);
-    const counts = next() as (string | null)[];
-    return { value, events: counts.reduce((sum, c) => sum + Number(c ?? 0), 0), estimate };
-  });
+  const reply = await redis.countCustomers(insightsKeys.campaigns(tenantId), ...args);
+  return covers.map((_, i) => ({ value: Number(reply[3 * i]), events: Number(reply[3 * i + 1]), estimate: Number(reply[3 * i + 2]) === 1 }));
 }
 
 /** The tenant's events per type for each of `minutes` (ms / 60000), in order. */

@@ -1,13 +1,15 @@
 /**
  * Insights buckets expire at their end plus their resolution's retention, from the call that creates them, and a
- * later call into the same bucket neither loses nor moves that expiry; an exact set that outgrows its bound is
- * dropped and stays dropped. Against the real Redis (a Cluster in the cluster pass), through the store's apply.
+ * later call into the same bucket neither loses nor moves that expiry; a bucket has no HyperLogLog while its exact
+ * set counts, and one that outgrows its bound gets its HyperLogLog then (every customer in it, expiring with the
+ * bucket) while the set is dropped and stays dropped. Against the real Redis (a Cluster in the cluster pass),
+ * through the store's apply and read.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRedis, type PioneerRedis } from '../../platform/redis/client.ts';
 import { insightsKeys } from '../../platform/redis/keys.ts';
-import { applyTenantRecords, type ApplySettings, type TenantRecord } from '../../platform/insights/store.ts';
+import { applyTenantRecords, readFigures, type ApplySettings, type TenantRecord } from '../../platform/insights/store.ts';
 import { deps, randomName } from '../support/helpers.ts';
 
 let redis: PioneerRedis;
@@ -30,7 +32,7 @@ function impressions(from: number, customers: string[], timeMs: number): TenantR
   }));
 }
 
-test('bucket keys expire at the bucket end plus retention, kept by later calls; an outgrown exact set stays dropped', async () => {
+test('bucket keys expire at the bucket end plus retention, kept by later calls; an outgrown set becomes a HyperLogLog', async () => {
   const tenant = randomName('ten');
   const t = Date.now() - 5 * 60_000;
   const first = await applyTenantRecords(redis, tenant, at, null, impressions(0, ['a', 'b'], t), settings);
@@ -45,8 +47,8 @@ test('bucket keys expire at the bucket end plus retention, kept by later calls; 
       const x = `${insightsKeys.prefix(tenant)}x:impressions:${res}:${n}:camp`;
       const [pu, pn, px] = await Promise.all([redis.pexpiretime(u), redis.pexpiretime(c), redis.pexpiretime(x)]);
       const want = (n + 1) * width + settings.retention[res];
-      assert.equal(pu, want, `${res}: the HyperLogLog expires at the bucket's end plus retention`);
-      assert.equal(pn, want, `${res}: the counter likewise`);
+      assert.equal(pu, -2, `${res}: no HyperLogLog while the exact set counts`);
+      assert.equal(pn, want, `${res}: the counter expires at the bucket's end plus retention`);
       out[res] = { u: pu, n: pn, x: px };
     }
     return out;
@@ -65,7 +67,13 @@ test('bucket keys expire at the bucket end plus retention, kept by later calls; 
   // a fourth customer outgrows exactMax (3): the set goes, and a later call does not bring it back
   await applyTenantRecords(redis, tenant, at, '4', impressions(4, ['d'], t), settings);
   assert.equal(await redis.exists(x), 0, 'the outgrown set is dropped');
-  await applyTenantRecords(redis, tenant, at, '5', impressions(5, ['a'], t), settings);
+  const u = insightsKeys.distinct(tenant, 'impressions', 'm', Math.floor(t / 60_000), 'camp');
+  assert.equal(await redis.pfcount(u), 4, 'its HyperLogLog has every customer, those of the set too');
+  assert.equal(await redis.pexpiretime(u), before['m']!.n, 'and expires with the bucket');
+  await applyTenantRecords(redis, tenant, at, '5', impressions(5, ['a', 'e'], t), settings);
   assert.equal(await redis.exists(x), 0, 'and stays dropped');
-  assert.equal(await redis.pfcount(insightsKeys.distinct(tenant, 'impressions', 'm', Math.floor(t / 60_000), 'camp')), 4);
+  assert.equal(await redis.pfcount(u), 5);
+  assert.equal(await redis.pexpiretime(u), before['m']!.n, 'a later call keeps its expiry');
+  const [minute] = await readFigures(redis, tenant, 'camp', 'impressions', [[{ res: 'm', n: Math.floor(t / 60_000) }]]);
+  assert.deepEqual(minute, { value: 5, events: 7, estimate: true });
 });

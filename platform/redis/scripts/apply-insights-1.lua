@@ -14,7 +14,7 @@
 -- ARGV[10] how long a customer's clicks and carts are kept, behind the customer's newest one (ms)
 -- ARGV[11] the most clicks kept per customer (the oldest go first)
 -- ARGV[12] the most customers a bucket's exact set holds: past it the set is dropped, and the bucket's distinct
---          count is its HyperLogLog's estimate (0: no exact sets)
+--          count is its HyperLogLog's estimate, built then from the set's members (0: no exact sets)
 -- ARGV[13] f, then f flow counts of three values each: minute (ms / 60000), event type, events (at most 1000
 --          types a minute: further ones count as "(other)")
 -- then the insights events, five values each, in source order: kind (i impression, c click, a cart.add),
@@ -39,8 +39,10 @@ local function int(n) return string.format('%d', n) end
 -- The batch's counts are gathered per bucket first and written once per bucket at the end (flush): a batch's
 -- events mostly share their minute, hour and day, so a bucket costs a few commands per batch, not per event.
 local pending, order = {}, {}
+local RES = { 'm', 'h', 'd' }
 local function record(metric, campaign, t, customer)
-  for _, res in ipairs({ 'm', 'h', 'd' }) do
+  for r = 1, 3 do
+    local res = RES[r]
     local n = math.floor(t / width[res])
     local suffix = metric .. ':' .. res .. ':' .. int(n) .. ':' .. campaign
     local b = pending[suffix]
@@ -58,33 +60,47 @@ local function record(metric, campaign, t, customer)
   recorded = recorded + 1
 end
 
--- calls `cmd key members...` in slices (a Lua call takes a bounded number of arguments)
+-- calls `cmd key members...` in slices (a Lua call takes a bounded number of arguments); the sum of the replies
 local function each_slice(cmd, key, members)
-  for j = 1, #members, 1000 do redis.call(cmd, key, unpack(members, j, math.min(j + 999, #members))) end
+  local sum = 0
+  for j = 1, #members, 1000 do sum = sum + redis.call(cmd, key, unpack(members, j, math.min(j + 999, #members))) end
+  return sum
 end
 
+-- the bucket's HyperLogLog takes `members` (with its expiry, fixed by the bucket's end)
+local function to_hll(u, members, expires)
+  each_slice('PFADD', u, members)
+  redis.call('PEXPIREAT', u, expires)
+end
+
+-- Each bucket is a counter and, while it has at most exactMax customers, their exact set; the HyperLogLog is built
+-- only when the set outgrows that (from the set's members and the new ones; the set is dropped then), so a
+-- bucket has one of the two, and a small one costs no PFADD. (Buckets written before kept both, the HyperLogLog
+-- from their first event: while their set lasts it counts, and the HyperLogLog takes every member when it goes.)
 local function flush()
   for _, suffix in ipairs(order) do
     local b = pending[suffix]
-    local u, c, x = prefix .. 'u:' .. suffix, prefix .. 'n:' .. suffix, prefix .. 'x:' .. suffix
+    local members = b.customers
+    local c, x = prefix .. 'n:' .. suffix, prefix .. 'x:' .. suffix
     -- the counter says whether the bucket is new: its keys get their expiry (fixed by the bucket's end) then only
     local events = redis.call('INCRBY', c, b.events)
-    local new = events == b.events
-    each_slice('PFADD', u, b.customers)
-    if new then
-      redis.call('PEXPIREAT', u, b.expires)
+    if events == b.events then
       redis.call('PEXPIREAT', c, b.expires)
-    end
-    -- the exact set exists from the bucket's first event until it outgrows exactMax (then the HLL alone counts);
-    -- a bucket that had events and has no set had it dropped: it stays dropped
-    if exactMax > 0 and (new or redis.call('EXISTS', x) == 1) then
-      if #b.customers > exactMax then
-        redis.call('DEL', x)
+      if #members <= exactMax then
+        each_slice('SADD', x, members)
+        redis.call('PEXPIREAT', x, b.expires)
       else
-        each_slice('SADD', x, b.customers)
-        -- a new bucket's set holds this call's customers, each once (b.customers has no repeats): within exactMax
-        if new then redis.call('PEXPIREAT', x, b.expires)
-        elseif redis.call('SCARD', x) > exactMax then redis.call('DEL', x) end
+        to_hll(prefix .. 'u:' .. suffix, members, b.expires)
+      end
+    else
+      local size = redis.call('SCARD', x)
+      if size == 0 then
+        -- no set: it was outgrown (or sets are off), and the HyperLogLog counts
+        each_slice('PFADD', prefix .. 'u:' .. suffix, members)
+      elseif size + each_slice('SADD', x, members) > exactMax then
+        -- outgrown: every member goes to the HyperLogLog, and the set goes (it stays gone: the bucket has events)
+        to_hll(prefix .. 'u:' .. suffix, redis.call('SMEMBERS', x), b.expires)
+        redis.call('DEL', x)
       end
     end
   end
