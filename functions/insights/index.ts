@@ -24,14 +24,14 @@ import { createKafka, kafkaProbe, createProducer, ensureTopics, kafkaSecurity } 
 import { createTenantStore } from '../../platform/store/tenants.ts';
 import { authenticate } from '../../platform/auth/authenticate.ts';
 import { counter, gauge, histogram } from '../../platform/telemetry/metrics.ts';
-import type { EventBatch, InboundEvent } from '../../platform/events/inbound.ts';
+import type { EventBatch } from '../../platform/events/inbound.ts';
 import type { CloudEventJson } from '../../platform/events/cloudevent.ts';
 import { sourceEventOf } from '../../platform/events/route-decoding.ts';
 import { decodingOf, sourceSchema } from '../../platform/config/source.ts';
 import { MalformedRecordError } from '../../platform/errors.ts';
 import { applyTenantRecords, knownCampaigns, readTenantPosition, type ApplySettings } from '../../platform/insights/store.ts';
 import { insightsEventOf } from '../../platform/insights/events.ts';
-import { judgeTenantRecords, type DeadLetter, type JudgeLimits } from './judge.ts';
+import { judgeTenantRecords, type DeadLetter, type JudgeLimits, type TenantItem } from './judge.ts';
 import { registerInsightsApi } from './api.ts';
 
 const config = commonSchema.extend({
@@ -116,19 +116,10 @@ export default defineFunction({
       for (const { item, message } of letters) log.warn({ topic, partition, offset: item.position?.offset, reason: message }, 'dead-lettered');
     }
 
-    type Item = { item: InboundEvent; event: CloudEventJson; offset: bigint };
-
     /** Judges and applies one tenant's records of the batch; judged again when another consumer moved its position. */
-    async function applyTenant(topic: string, partition: number, tenantId: string, items: Item[]): Promise<void> {
+    async function applyTenant(topic: string, partition: number, tenantId: string, items: TenantItem[]): Promise<void> {
       const campaignIds = new Set<string>();
-      for (const { event } of items) {
-        try {
-          const c = insightsEventOf(event)?.campaignId;
-          if (c !== undefined) campaignIds.add(c);
-        } catch (err) {
-          if (!(err instanceof MalformedRecordError)) throw err;
-        }
-      }
+      for (const { insights } of items) if (insights !== null && !(insights instanceof Error) && insights.campaignId !== undefined) campaignIds.add(insights.campaignId);
       for (let attempt = 1; ; attempt++) {
         const [position, campaigns] = await Promise.all([readTenantPosition(redis, tenantId, { topic, partition }), knownCampaigns(redis, tenantId, [...campaignIds])]);
         const judged = judgeTenantRecords({ topic, partition, items, position, campaigns, limits, nowMs: Date.now() });
@@ -148,7 +139,7 @@ export default defineFunction({
 
     async function handle(batch: EventBatch): Promise<void> {
       const timer = batchSeconds.startTimer();
-      const byTenant = new Map<string, Item[]>();
+      const byTenant = new Map<string, TenantItem[]>();
       for (const item of batch.events) {
         if (!item.position) continue; // every host gives positions; without one a record could not count once
         let event: CloudEventJson;
@@ -161,7 +152,15 @@ export default defineFunction({
         const tenantId = event.tenantid!;
         let list = byTenant.get(tenantId);
         if (!list) byTenant.set(tenantId, (list = []));
-        list.push({ item, event, offset: BigInt(item.position.offset) });
+        // each record is read once: a batch judged again (another consumer moved the position) reuses it
+        let insights: TenantItem['insights'];
+        try {
+          insights = insightsEventOf(event);
+        } catch (err) {
+          if (!(err instanceof MalformedRecordError)) throw err;
+          insights = err;
+        }
+        list.push({ item, offset: BigInt(item.position.offset), type: event.type, time: event.time, insights });
       }
       await Promise.all([...byTenant].map(([tenantId, items]) => applyTenant(batch.topic, batch.partition, tenantId, items)));
       const stamp = Number(batch.events[batch.events.length - 1]?.record?.timestamp);

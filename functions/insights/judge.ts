@@ -9,10 +9,9 @@
  * partition's: another tenant's clock cannot make this one's events late, and the watermark lives under the
  * tenant's hash tag, moved in the same script call as its figures.
  */
-import type { CloudEventJson } from '../../platform/events/cloudevent.ts';
 import type { InboundEvent } from '../../platform/events/inbound.ts';
-import { MalformedRecordError } from '../../platform/errors.ts';
-import { insightsEventOf, type InsightsKind } from '../../platform/insights/events.ts';
+import type { MalformedRecordError } from '../../platform/errors.ts';
+import type { InsightsEvent, InsightsKind } from '../../platform/insights/events.ts';
 import type { TenantPosition, TenantRecord } from '../../platform/insights/store.ts';
 
 export type DeadLetterReason = 'invalid' | 'late' | 'future' | 'campaign_limit';
@@ -38,12 +37,23 @@ export interface Judged {
   skipped: number;
 }
 
+/** One record of the tenant, read once (the insights event it is) before it is judged, as often as that takes. */
+export interface TenantItem {
+  item: InboundEvent;
+  offset: bigint;
+  /** the event's type and time as the record has them */
+  type: string;
+  time: unknown;
+  /** the insights event it is; null when its type is no insights type; the error when a field is wrong */
+  insights: InsightsEvent | null | MalformedRecordError;
+}
+
 const KIND_CODE = { 'ad.impression': 'i', 'ad.click': 'c', 'cart.add': 'a' } as const;
 
 export function judgeTenantRecords(opts: {
   topic: string;
   partition: number;
-  items: readonly { item: InboundEvent; event: CloudEventJson; offset: bigint }[];
+  items: readonly TenantItem[];
   position: TenantPosition;
   campaigns: { known: Set<string>; count: number };
   limits: JudgeLimits;
@@ -55,33 +65,29 @@ export function judgeTenantRecords(opts: {
   let watermark = position.watermark;
   const known = new Set(opts.campaigns.known);
   let campaignCount = opts.campaigns.count;
-  for (const { item, event, offset } of items) {
+  for (const { item, offset, type, time, insights: parsed } of items) {
     if (next !== null && offset < next) {
       out.skipped++;
       continue;
     }
     const stamp = Number(item.record?.timestamp);
     const flowMinute = Math.floor((Number.isFinite(stamp) && stamp > 0 ? stamp : nowMs) / 60_000);
-    const record: TenantRecord = { offset, flowMinute, type: event.type.slice(0, 256), watermarkAfter: watermark };
+    const record: TenantRecord = { offset, flowMinute, type: type.length > 256 ? type.slice(0, 256) : type, watermarkAfter: watermark };
     out.records.push(record);
-    let parsed;
-    try {
-      parsed = insightsEventOf(event);
-    } catch (err) {
-      if (!(err instanceof MalformedRecordError)) throw err;
-      out.deadLetters.push({ item, reason: 'invalid', message: err.message });
+    if (parsed === null) continue;
+    if (parsed instanceof Error) {
+      out.deadLetters.push({ item, reason: 'invalid', message: parsed.message });
       continue;
     }
-    if (!parsed) continue;
     const t = parsed.timeMs;
     if (t > nowMs + limits.futureSkewMs) {
-      out.deadLetters.push({ item, reason: 'future', message: `time: ${event.time} is more than ${limits.futureSkewMs / 1000} s ahead of the clock` });
+      out.deadLetters.push({ item, reason: 'future', message: `time: ${String(time)} is more than ${limits.futureSkewMs / 1000} s ahead of the clock` });
       continue;
     }
     if (watermark !== null && t < watermark - limits.latenessMs) {
       out.deadLetters.push({
         item, reason: 'late',
-        message: `time: ${event.time} is more than the allowed lateness (${limits.latenessMs / 1000} s) behind the watermark ${new Date(watermark).toISOString()}`,
+        message: `time: ${String(time)} is more than the allowed lateness (${limits.latenessMs / 1000} s) behind the watermark ${new Date(watermark).toISOString()}`,
       });
       continue;
     }
@@ -100,7 +106,8 @@ export function judgeTenantRecords(opts: {
     if (parsed.kind === 'product.view') continue;
     record.event = {
       kind: KIND_CODE[parsed.kind], timeMs: t, customerId: parsed.customerId, campaignId: campaign ?? '',
-      ref: `${opts.topic}/${opts.partition}/${offset}`,
+      // the reference tells cart.add events apart (attribution); impressions and clicks need none
+      ref: parsed.kind === 'cart.add' ? `${opts.topic}/${opts.partition}/${offset}` : '',
     };
   }
   return out;

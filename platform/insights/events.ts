@@ -26,9 +26,11 @@ export interface InsightsEvent {
   productId?: string;
 }
 
+const SUFFIXES = INSIGHTS_KINDS.map((kind) => `.${kind}`);
+
 /** The kind of `type` when it is an insights type, else null. */
 export function insightsKindOf(type: string): InsightsKind | null {
-  for (const kind of INSIGHTS_KINDS) if (type === kind || type.endsWith(`.${kind}`)) return kind;
+  for (let i = 0; i < INSIGHTS_KINDS.length; i++) if (type === INSIGHTS_KINDS[i] || type.endsWith(SUFFIXES[i]!)) return INSIGHTS_KINDS[i]!;
   return null;
 }
 

@@ -63,7 +63,7 @@ export interface TenantRecord {
   /** its minute (ms / 60000) and type, for the flow statistics */
   flowMinute: number;
   type: string;
-  /** the insights event to count, when it is one and was accepted */
+  /** the insights event to count, when it is one and was accepted (campaignId for impressions and clicks, ref unique per event for cart.add) */
   event?: { kind: 'i' | 'c' | 'a'; timeMs: number; customerId: string; campaignId: string; ref: string };
   /** the tenant's watermark on the partition once this record is applied */
   watermarkAfter: number | null;
@@ -133,7 +133,7 @@ export async function applyTenantRecords(
       const [minute, type] = k.split('\n') as [string, string];
       args.push(minute, type, String(n));
     }
-    for (const r of part) if (r.event) args.push(r.event.kind, String(r.event.timeMs), r.event.customerId, r.event.campaignId, r.event.ref);
+    for (const r of part) if (r.event) args.push(r.event.kind, String(r.event.timeMs), r.event.customerId, r.event.kind === 'a' ? r.event.ref : r.event.campaignId);
     calls.push(args);
     current = next;
   }

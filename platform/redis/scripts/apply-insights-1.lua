@@ -17,9 +17,9 @@
 --          count is its HyperLogLog's estimate, built then from the set's members (0: no exact sets)
 -- ARGV[13] f, then f flow counts of three values each: minute (ms / 60000), event type, events (at most 1000
 --          types a minute: further ones count as "(other)")
--- then the insights events, five values each, in source order: kind (i impression, c click, a cart.add),
---   event time (ms), customer id, campaign id ("" for cart.add), reference (unique per cart.add event)
--- Returns {1, buckets recorded, carts attributed}, or {-1} when refused (ARGV[3] is not the position).
+-- then the insights events, four values each, in source order: kind (i impression, c click, a cart.add), event
+--   time (ms), customer id, and the campaign id (impressions and clicks) or the reference (cart.add: unique per event)
+-- Returns {1, events recorded, carts attributed}, or {-1} when refused (ARGV[3] is not the position).
 local pos = KEYS[1]
 local prefix = ARGV[1]
 local field = ARGV[2]
@@ -139,8 +139,10 @@ end
 
 local campaigns = {}
 while i <= #ARGV do
-  local kind, t, customer, campaign, ref = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-  i = i + 5
+  -- the fourth value is the campaign of an impression or click, the reference of a cart.add
+  local kind, t, customer, campaign = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+  local ref = campaign
+  i = i + 4
   if kind == 'i' then
     record('impressions', campaign, t, customer)
     campaigns[campaign] = true
