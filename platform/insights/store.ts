@@ -9,18 +9,22 @@
  *                                           skipped and an applied one is never lost: each counts once.
  *   {t:T}:ins:campaigns              set    the campaign ids the tenant's impressions and clicks named; the API
  *                                           answers 404 for any other. At most PIONEER_INSIGHTS_MAX_CAMPAIGNS.
- *   {t:T}:ins:x:<metric>:<r>:<n>:<c> set    distinct customers of campaign c for metric (impressions, clicks,
- *                                           clickToBasket) in bucket n of resolution r (m minute, h hour, d day;
- *                                           platform/insights/buckets.ts), exactly, while there are at most
- *                                           PIONEER_INSIGHTS_EXACT_UP_TO of them; dropped once there are more
- *   {t:T}:ins:u:<metric>:<r>:<n>:<c> HLL    the same customers as a Redis HyperLogLog (PFADD, PFCOUNT), built when
- *                                           the bucket outgrows its set, from the set's members: a bucket has one
- *                                           of the two (buckets written before kept both; the set counts then)
- *   {t:T}:ins:n:<metric>:<r>:<n>:<c> string the exact number of events in the same bucket (INCRBY)
- *                                           All three expire at the bucket's end plus its resolution's retention
+ *   {t:T}:ins:b:<metric>:<r>:<n>:<c> hash   bucket n of resolution r (m minute, h hour, d day; buckets.ts) of
+ *                                           campaign c for metric (impressions, clicks, clickToBasket): field ""
+ *                                           the exact number of its events (HINCRBY), and its distinct customers
+ *                                           as fields (value ""), exactly, while there are at most
+ *                                           PIONEER_INSIGHTS_EXACT_UP_TO of them; once there are more they are
+ *                                           dropped from the hash (which keeps the count alone) and
+ *   {t:T}:ins:u:<metric>:<r>:<n>:<c> HLL    the same customers as a Redis HyperLogLog (PFADD, PFCOUNT), built then
+ *                                           from the hash's customers: a bucket holds them in one of the two
+ *                                           Both expire at the bucket's end plus its resolution's retention
  *                                           (minutes 48 h, hours 90 days, days 2 years by default).
- *   {t:T}:ins:tmp                    HLL    a query's scratch HyperLogLog (count-customers-1.lua), deleted by the
- *                                           call that builds it
+ *   {t:T}:ins:n:<metric>:<r>:<n>:<c> string buckets written before the hash: the number of events, and
+ *   {t:T}:ins:x:<metric>:<r>:<n>:<c> set    the customers while at most PIONEER_INSIGHTS_EXACT_UP_TO (else u:
+ *                                           has them; it had them from the first event too). No longer written;
+ *                                           read beside the hash until they expire.
+ *   {t:T}:ins:tmp                    HLL    a query's scratch HyperLogLog, or set for an exact union of hashes
+ *                                           (count-customers-1.lua), deleted by the call that builds it
  *   {t:T}:ins:clk:<customer>         zset   the customer's clicks, "<ms>|<campaign>" scored by event time
  *   {t:T}:ins:crt:<customer>         zset   the customer's cart.add events (a reference each) by event time
  *   {t:T}:ins:att:<customer>         zset   "<campaign>\n<cart reference>" already attributed, by cart time
@@ -31,8 +35,8 @@
  *                                           that minute (by the record's Kafka timestamp); kept as minutes are
  *
  * A query's range is covered by whole days, hours and minutes (buckets.ts); its distinct customers are the union
- * of the covering buckets' exact sets when each still has one, else the estimate of one HyperLogLog holding the
- * buckets' HyperLogLogs and their sets' members; its events the sum of their counters (count-customers-1.lua).
+ * of the covering buckets' customers when each holds them exactly, else the estimate of one HyperLogLog holding the
+ * buckets' HyperLogLogs and the customers held exactly; its events the sum of their counts (count-customers-1.lua).
  */
 import type { PioneerRedis } from '../redis/client.ts';
 import { insightsKeys } from '../redis/keys.ts';

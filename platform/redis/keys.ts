@@ -106,9 +106,10 @@ export const exportKeys = {
  *   {t:T}:ins:pos                    hash   "<topic>/<partition>" -> next source offset applied for the tenant, and
  *                                           "<topic>/<partition>:wm" -> the tenant's watermark on it (ms)
  *   {t:T}:ins:campaigns              set    campaign ids the tenant's events named (404 for any other)
- *   {t:T}:ins:u:<metric>:<res>:<n>:<campaign>   HyperLogLog  distinct customers in bucket n of resolution m|h|d
- *   {t:T}:ins:x:<metric>:<res>:<n>:<campaign>   set          the same customers exactly, while few enough
- *   {t:T}:ins:n:<metric>:<res>:<n>:<campaign>   string       raw event count of the same bucket
+ *   {t:T}:ins:b:<metric>:<res>:<n>:<campaign>   hash         bucket n of resolution m|h|d: its event count, and its
+ *                                                             distinct customers exactly while few enough
+ *   {t:T}:ins:u:<metric>:<res>:<n>:<campaign>   HyperLogLog  the same customers once too many for the hash
+ *   {t:T}:ins:x:, {t:T}:ins:n:...               set, string  buckets written before the hash (read, not written)
  *   {t:T}:ins:clk:<customer>         zset   the customer's recent clicks, "<ms>|<campaign>" by event time
  *   {t:T}:ins:crt:<customer>         zset   the customer's recent cart.add events by event time
  *   {t:T}:ins:att:<customer>         zset   "<campaign>|<cart>" pairs already attributed, by cart time

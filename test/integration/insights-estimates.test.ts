@@ -1,10 +1,11 @@
 /**
- * Distinct customers over covers that mix exact sets and HyperLogLogs. A bucket keeps its exact set while it is
- * small and gets a HyperLogLog only once it outgrows it, so a figure over several buckets may find both: it is then
- * the estimate of one HyperLogLog of all their customers (equal to what Redis estimates for exactly those
- * customers, within the stated 2 %), exact when every bucket still has its set. Against the real Redis (a Cluster
- * in the cluster pass), through the store's apply and read; a bucket written before the HyperLogLog was built
- * lazily (both a set and a HyperLogLog) is counted by its set, and its HyperLogLog takes every member when it goes.
+ * Distinct customers over covers that mix buckets holding their customers exactly and buckets counting them by
+ * HyperLogLog. A bucket holds its customers exactly while they are few and gets a HyperLogLog only once they
+ * outgrow that, so a figure over several buckets may find both: it is then the estimate of one HyperLogLog of all
+ * their customers (equal to what Redis estimates for exactly those customers, within the stated 2 %), exact when
+ * every bucket holds its customers exactly. Buckets written before the hash layout (a counter, a set while small,
+ * a HyperLogLog from the first event) are read beside the hash. Against the real Redis (a Cluster in the cluster
+ * pass), through the store's apply and read.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -38,11 +39,11 @@ async function hllOf(customers: string[]): Promise<number> {
   return n;
 }
 
-test('a cover mixing exact sets and HyperLogLogs is estimated over all its customers; sets alone are exact', async () => {
+test('a cover mixing exact buckets and HyperLogLogs is estimated over all its customers; exact buckets alone are exact', async () => {
   const tenant = randomName('ten');
   const day = Math.floor(Date.now() / DAY) * DAY - DAY;
   const hours = [day + 2 * HOUR, day + 3 * HOUR, day + 4 * HOUR];
-  // hour 2 and hour 4 stay under the bound (sets); hour 3 outgrows it; the day has them all (it outgrows it too)
+  // hour 2 and hour 4 stay under the bound (exact); hour 3 outgrows it; the day has them all (it outgrows it too)
   const customers = [range(0, 150), range(100, 1400), [...range(1340, 1500), ...range(0, 10)]];
   let offset = 0;
   for (const [i, list] of customers.entries()) {
@@ -51,52 +52,56 @@ test('a cover mixing exact sets and HyperLogLogs is estimated over all its custo
       event: { kind: 'i', timeMs: hours[i]! + k * 1000, customerId, campaignId: 'camp', ref: '' },
     }));
     // hour 3 in chunks of 1000: its bucket is past the bound in its first call; the others in chunks of 100, so
-    // that the day's set fills, then outgrows in a later call
+    // that the day's exact customers fill, then outgrow in a later call
     const outcome = await applyTenantRecords(redis, tenant, at, offset === 0 ? null : String(offset), records, { ...settings, chunk: i === 1 ? 1000 : 100 });
     assert.equal(outcome.applied, true);
     offset += list.length;
   }
   const hour = (i: number): Bucket => ({ res: 'h', n: Math.floor(hours[i]! / HOUR) });
-  const x = (b: Bucket) => `${insightsKeys.prefix(tenant)}x:impressions:${b.res}:${b.n}:camp`;
-  const u = (b: Bucket) => insightsKeys.distinct(tenant, 'impressions', b.res, b.n, 'camp');
+  const held = async (b: Bucket) => (await redis.hlen(`${insightsKeys.prefix(tenant)}b:impressions:${b.res}:${b.n}:camp`)) - 1;
+  const u = (b: Bucket) => redis.exists(insightsKeys.distinct(tenant, 'impressions', b.res, b.n, 'camp'));
   const dayBucket: Bucket = { res: 'd', n: day / DAY };
-  assert.deepEqual(await Promise.all([0, 1, 2].map((i) => redis.exists(x(hour(i)), u(hour(i))))), [1, 1, 1], 'each hour has a set or a HyperLogLog, not both');
-  assert.deepEqual([await redis.exists(x(hour(0))), await redis.exists(x(hour(1))), await redis.exists(x(hour(2)))], [1, 0, 1]);
-  assert.deepEqual([await redis.exists(x(dayBucket)), await redis.exists(u(dayBucket))], [0, 1], 'the day outgrew its set');
+  assert.deepEqual(await Promise.all([hour(0), hour(1), hour(2), dayBucket].map(held)), [150, 0, 170, 0], 'customers held exactly');
+  assert.deepEqual(await Promise.all([hour(0), hour(1), hour(2), dayBucket].map(u)), [0, 1, 0, 1], 'a HyperLogLog only where they were outgrown');
 
   const all = [...new Set(customers.flat())];
   const [sets, mixed, day0, middle] = await readFigures(redis, tenant, 'camp', 'impressions', [[hour(0), hour(2)], [hour(0), hour(1), hour(2)], [dayBucket], [hour(1)]]);
-  assert.deepEqual(sets, { value: new Set([...customers[0]!, ...customers[2]!]).size, events: 150 + 170, estimate: false }, 'two sets: their exact union');
+  assert.deepEqual(sets, { value: new Set([...customers[0]!, ...customers[2]!]).size, events: 150 + 170, estimate: false }, 'two exact buckets: their exact union');
   assert.equal(mixed!.estimate, true);
   assert.equal(mixed!.events, 150 + 1300 + 170, 'events exactly, repeats included');
   assert.equal(mixed!.value, await hllOf(all), 'the mixed cover: what the HyperLogLog of all its customers says');
   assert.ok(Math.abs(mixed!.value - all.length) / all.length <= 0.02, `${mixed!.value} for ${all.length} customers: within 2 %`);
-  assert.deepEqual(day0, { value: await hllOf(all), events: mixed!.events, estimate: true }, 'the day, built from its set and then added to, says the same');
+  assert.deepEqual(day0, { value: await hllOf(all), events: mixed!.events, estimate: true }, 'the day, built from its exact customers and then added to, says the same');
   assert.deepEqual(middle, { value: await hllOf(customers[1]!), events: 1300, estimate: true });
   assert.equal(await redis.exists(`${insightsKeys.prefix(tenant)}tmp`), 0, 'the scratch HyperLogLog is gone');
 });
 
-test('a bucket written with both a set and a HyperLogLog is counted by its set, and its HyperLogLog takes every member when it goes', async () => {
+test('buckets written before the hash layout are read beside it: their counter, their set or HyperLogLog', async () => {
   const tenant = randomName('ten');
-  const t = Math.floor(Date.now() / HOUR) * HOUR - 2 * HOUR;
-  const b: Bucket = { res: 'h', n: t / HOUR };
-  const suffix = `impressions:h:${b.n}:camp`;
+  const t = Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR;
   const prefix = insightsKeys.prefix(tenant);
-  const expires = (b.n + 1) * HOUR + settings.retention.h;
-  // as written before: the HyperLogLog, the set and the counter from the bucket's first event
-  await redis.pfadd(`${prefix}u:${suffix}`, ...range(0, 120));
-  await redis.sadd(`${prefix}x:${suffix}`, ...range(0, 120));
-  await redis.set(`${prefix}n:${suffix}`, '120');
-  for (const k of ['u', 'x', 'n']) await redis.pexpireat(`${prefix}${k}:${suffix}`, expires);
-  const records = (from: number, list: string[]): TenantRecord[] =>
-    list.map((customerId, k) => ({ offset: BigInt(from + k), flowMinute: 0, type: 'ad.impression', watermarkAfter: t, event: { kind: 'i', timeMs: t + k, customerId, campaignId: 'camp', ref: '' } }));
+  const b1: Bucket = { res: 'h', n: t / HOUR };
+  const b2: Bucket = { res: 'h', n: t / HOUR + 1 };
+  const old = async (b: Bucket, customers: string[], withSet: boolean) => {
+    const suffix = `impressions:h:${b.n}:camp`;
+    const expires = (b.n + 1) * HOUR + settings.retention.h;
+    // as written before: a HyperLogLog and a counter from the first event, and a set while small
+    await redis.pfadd(`${prefix}u:${suffix}`, ...customers);
+    await redis.set(`${prefix}n:${suffix}`, String(customers.length), 'PXAT', expires);
+    await redis.pexpireat(`${prefix}u:${suffix}`, expires);
+    if (withSet) await redis.sadd(`${prefix}x:${suffix}`, ...customers), await redis.pexpireat(`${prefix}x:${suffix}`, expires);
+  };
+  await old(b1, range(0, 120), true);
+  await old(b2, range(0, 300), false);
+  const records = (from: number, timeMs: number, list: string[]): TenantRecord[] =>
+    list.map((customerId, k) => ({ offset: BigInt(from + k), flowMinute: 0, type: 'ad.impression', watermarkAfter: timeMs, event: { kind: 'i', timeMs, customerId, campaignId: 'camp', ref: '' } }));
 
-  // 50 more: the set counts them (the HyperLogLog is not written while the set lasts)
-  assert.equal((await applyTenantRecords(redis, tenant, at, null, records(0, range(120, 170)), settings)).applied, true);
-  assert.deepEqual((await readFigures(redis, tenant, 'camp', 'impressions', [[b]]))[0], { value: 170, events: 170, estimate: false });
-  // 100 more outgrow the bound: the HyperLogLog has all 270, those added while the set lasted too
-  assert.equal((await applyTenantRecords(redis, tenant, at, '50', records(50, range(170, 270)), settings)).applied, true);
-  assert.equal(await redis.exists(`${prefix}x:${suffix}`), 0);
-  assert.deepEqual((await readFigures(redis, tenant, 'camp', 'impressions', [[b]]))[0], { value: await hllOf(range(0, 270)), events: 270, estimate: true });
-  assert.equal(await redis.pexpiretime(`${prefix}u:${suffix}`), expires);
+  assert.equal((await applyTenantRecords(redis, tenant, at, null, records(0, t, range(100, 170)), settings)).applied, true);
+  assert.equal((await applyTenantRecords(redis, tenant, at, '70', records(70, t + HOUR, range(290, 310)), settings)).applied, true);
+  const [first, second, both] = await readFigures(redis, tenant, 'camp', 'impressions', [[b1], [b2], [b1, b2]]);
+  assert.deepEqual(first, { value: 170, events: 120 + 70, estimate: false }, 'the old set and the hash: their exact union');
+  assert.deepEqual(second, { value: await hllOf(range(0, 310)), events: 300 + 20, estimate: true }, 'the old HyperLogLog and the hash: estimated together');
+  assert.deepEqual(both, { value: await hllOf(range(0, 310)), events: 120 + 70 + 300 + 20, estimate: true });
+  assert.equal(await redis.scard(`${prefix}x:impressions:h:${b1.n}:camp`), 120, 'the old keys are read, not written');
+  assert.equal(await redis.exists(`${prefix}tmp`), 0, 'the scratch key is gone');
 });

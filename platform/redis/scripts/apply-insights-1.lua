@@ -13,8 +13,8 @@
 -- ARGV[7]  retention of minute buckets (ms), ARGV[8] of hour buckets, ARGV[9] of day buckets (after the bucket ends)
 -- ARGV[10] how long a customer's clicks and carts are kept, behind the customer's newest one (ms)
 -- ARGV[11] the most clicks kept per customer (the oldest go first)
--- ARGV[12] the most customers a bucket's exact set holds: past it the set is dropped, and the bucket's distinct
---          count is its HyperLogLog's estimate, built then from the set's members (0: no exact sets)
+-- ARGV[12] the most customers a bucket holds exactly: past it they go to the bucket's HyperLogLog, built then, and
+--          its distinct count is the HyperLogLog's estimate (0: none are held exactly)
 -- ARGV[13] f, then f flow counts of three values each: minute (ms / 60000), event type, events (at most 1000
 --          types a minute: further ones count as "(other)")
 -- then the insights events, four values each, in source order: kind (i impression, c click, a cart.add), event
@@ -67,40 +67,53 @@ local function each_slice(cmd, key, members)
   return sum
 end
 
--- the bucket's HyperLogLog takes `members` (with its expiry, fixed by the bucket's end)
-local function to_hll(u, members, expires)
-  each_slice('PFADD', u, members)
-  redis.call('PEXPIREAT', u, expires)
+-- HSET `key` member "" for each of `members`, in slices; the number of fields added
+local function hset_members(key, members)
+  local sum, args = 0, {}
+  for j = 1, #members do
+    args[#args + 1] = members[j]
+    args[#args + 1] = ''
+    if #args == 1000 or j == #members then
+      sum = sum + redis.call('HSET', key, unpack(args))
+      args = {}
+    end
+  end
+  return sum
 end
 
--- Each bucket is a counter and, while it has at most exactMax customers, their exact set; the HyperLogLog is built
--- only when the set outgrows that (from the set's members and the new ones; the set is dropped then), so a
--- bucket has one of the two, and a small one costs no PFADD. (Buckets written before kept both, the HyperLogLog
--- from their first event: while their set lasts it counts, and the HyperLogLog takes every member when it goes.)
+-- Each bucket is one hash: field "" counts its events, and while it has at most exactMax customers, each of them
+-- is a field (value ""), its exact set. When the customers outgrow that, the bucket's HyperLogLog is built from
+-- them and they are dropped from the hash, which keeps the count alone: a bucket has its customers in one of the
+-- two, and a small one costs no PFADD. (Buckets written before this layout have a counter, a set and a
+-- HyperLogLog of their own keys: they are no longer written, and are read beside the hash.)
 local function flush()
   for _, suffix in ipairs(order) do
     local b = pending[suffix]
     local members = b.customers
-    local c, x = prefix .. 'n:' .. suffix, prefix .. 'x:' .. suffix
-    -- the counter says whether the bucket is new: its keys get their expiry (fixed by the bucket's end) then only
-    local events = redis.call('INCRBY', c, b.events)
+    local h, u = prefix .. 'b:' .. suffix, prefix .. 'u:' .. suffix
+    -- the count says whether the bucket is new: its keys get their expiry (fixed by the bucket's end) then only
+    local events = redis.call('HINCRBY', h, '', b.events)
     if events == b.events then
-      redis.call('PEXPIREAT', c, b.expires)
       if #members <= exactMax then
-        each_slice('SADD', x, members)
-        redis.call('PEXPIREAT', x, b.expires)
+        hset_members(h, members)
       else
-        to_hll(prefix .. 'u:' .. suffix, members, b.expires)
+        each_slice('PFADD', u, members)
+        redis.call('PEXPIREAT', u, b.expires)
       end
+      redis.call('PEXPIREAT', h, b.expires)
     else
-      local size = redis.call('SCARD', x)
+      local size = redis.call('HLEN', h) - 1
       if size == 0 then
-        -- no set: it was outgrown (or sets are off), and the HyperLogLog counts
-        each_slice('PFADD', prefix .. 'u:' .. suffix, members)
-      elseif size + each_slice('SADD', x, members) > exactMax then
-        -- outgrown: every member goes to the HyperLogLog, and the set goes (it stays gone: the bucket has events)
-        to_hll(prefix .. 'u:' .. suffix, redis.call('SMEMBERS', x), b.expires)
-        redis.call('DEL', x)
+        -- the count alone: the customers were outgrown (or sets are off), and the HyperLogLog counts them
+        each_slice('PFADD', u, members)
+      elseif size + hset_members(h, members) > exactMax then
+        -- outgrown: every customer goes to the HyperLogLog, and the hash keeps the count alone
+        local fields = redis.call('HKEYS', h)
+        local customers = {}
+        for _, f in ipairs(fields) do if f ~= '' then customers[#customers + 1] = f end end
+        each_slice('PFADD', u, customers)
+        redis.call('PEXPIREAT', u, b.expires)
+        for j = 1, #customers, 1000 do redis.call('HDEL', h, unpack(customers, j, math.min(j + 999, #customers))) end
       end
     end
   end
