@@ -45,7 +45,7 @@ const config = commonSchema.extend({
   PIONEER_DELIVER_LEASE_MS: env.int(300, 600_000).default(30_000),
   PIONEER_DELIVER_CLAIM_MS: env.int(10, 600_000).default(2000),
   PIONEER_DELIVER_MAX_ENDPOINTS: env.int(1, 1_000_000).default(10_000),
-  // an endpoint's next events read at once and held until sent: fewer reads, at most this many events per endpoint in memory
+  // an endpoint's next events read at once and held until sent: fewer reads; a lane holds at most 64 KiB of them (or one)
   PIONEER_DELIVER_READ_AHEAD: env.int(1, 1000).default(8),
   PIONEER_DELIVER_ATTEMPTS_KEPT: env.int(1, 10_000).default(100),
   PIONEER_DELIVER_DEAD_LETTERS_MAX: env.int(100, 10_000_000).default(100_000),

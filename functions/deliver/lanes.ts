@@ -20,6 +20,9 @@ import type { LoadMark, Subscription, SubscriptionStore } from '../../platform/s
 import { signingSecrets, type AttemptBegun, type EndpointStore } from '../../platform/webhooks/endpoints.ts';
 import type { DeliveryPipeline, HeadEvent, Lane } from './pipeline.ts';
 
+/** What a lane holds of events read ahead (UTF-16 code units, about bytes), beyond its next event. */
+const READ_AHEAD_BYTES = 64 * 1024;
+
 export interface LaneTimings {
   /** how often the subscription list's version is checked */
   subscriptionPollMs: number;
@@ -158,6 +161,8 @@ export function createLaneScheduler(deps: {
       }
       return beginArgs(lane);
     });
+    // a reader serves one read at a time: the read ahead ends before the next step reads
+    if (more) await more;
     if (done.result === 'lost') {
       log.info({ subscription: lane.subId }, 'endpoint lease lost; another instance works it now');
       stopLane(lane);
@@ -179,7 +184,10 @@ export function createLaneScheduler(deps: {
     lane.aheadAfter = cursor;
   }
 
-  /** The endpoint's next events after `cursor`, from either tier, at most readAhead of them. */
+  /**
+   * The endpoint's next events after `cursor`, from either tier: at most readAhead of them, and past the first
+   * only while they stay within READ_AHEAD_BYTES, so that a lane holds no more than one large event at a time.
+   */
   async function readAfter(lane: RunningLane, cursor: string): Promise<RunningLane['ahead']> {
     let entries;
     try {
@@ -190,7 +198,14 @@ export function createLaneScheduler(deps: {
       log.error({ subscription: lane.subId, cursor, resumes_after: err.oldestCursor }, 'endpoint cursor older than the source topics keep events; events in between are lost to it');
       entries = (await lane.reader.read(err.oldestCursor, timings.readAhead)).entries;
     }
-    return entries.map((e) => ({ cursor: e.cursor, type: e.type, event: e.event }));
+    const out: RunningLane['ahead'] = [];
+    let bytes = 0;
+    for (const e of entries) {
+      bytes += e.event.length;
+      if (out.length > 0 && bytes > READ_AHEAD_BYTES) break;
+      out.push({ cursor: e.cursor, type: e.type, event: e.event });
+    }
+    return out;
   }
 
   async function run(lane: RunningLane): Promise<void> {
