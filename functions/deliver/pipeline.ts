@@ -1,5 +1,5 @@
 /**
- * The delivery of one event to one endpoint, its attempt counted by the lane (endpoints.beginAttempt), as named
+ * The delivery of one event to one endpoint, its attempt counted by the lane (endpoints.step), as named
  * steps: prepare (sign the body) -> send (one POST) -> onSuccess (advance the endpoint) | onFailure (retry at the time retryDelay gives,
  * disable on 410, dead-letter when the schedule is exhausted). Every state change goes through the endpoint
  * store (platform/webhooks/endpoints.ts), fenced by the endpoint's lease, so an instance that lost the endpoint
@@ -94,7 +94,7 @@ export function createDeliveryPipeline(deps: {
 }) {
   const { endpoints, sender, cfg, metrics, log, flow, random = Math.random } = deps;
 
-  /** prepare: signs the body for the attempt the lane counted (endpoints.beginAttempt) before sending. */
+  /** prepare: signs the body for the attempt the lane counted (endpoints.step) before sending. */
   function prepare(lane: Lane, ep: EndpointRecord, head: HeadEvent, attempt: number): Prepared {
     const headId = `${head.from}:${head.cursor}`;
     const webhookId = webhookIdOfEntry(head.event, lane.subId, head.cursor);

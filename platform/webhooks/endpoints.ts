@@ -98,7 +98,7 @@ export interface QueuedEvent {
 }
 
 /**
- * What beginAttempt found: an attempt counted at the endpoint's head (`queued`: the dead letter a replay queued,
+ * What endpoints.step found when asked to begin the next attempt: an attempt counted at the endpoint's head (`queued`: the dead letter a replay queued,
  * null for the live event the caller named), or the endpoint read with nothing begun (disabled, waiting for its
  * next attempt, its secrets to check, or events to read after its cursor), or the lease is another's, or the
  * endpoint is gone. `storedSecrets` names the stored secrets, for the next call once they are known to open.
