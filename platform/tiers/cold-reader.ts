@@ -188,7 +188,9 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
     }
     if (open.size + starting >= maxSources && parked.size > 0) await unpark(parked.keys().next().value!)!.close();
     if (open.size + starting >= maxSources) throw new ColdReadsBusyError(maxSources);
-    // counted before the consumer starts, so that readers starting together cannot pass the bounds together
+    // checked again after the waits above, and counted before the consumer starts (no wait between the checks and
+    // the counts), so that readers starting together cannot pass the bounds together
+    if ((held.get(tenantId) ?? 0) >= maxPerTenant) throw new ColdReadsLimitError(maxPerTenant);
     starting++;
     held.set(tenantId, (held.get(tenantId) ?? 0) + 1);
     let source: ColdSource;

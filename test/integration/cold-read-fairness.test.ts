@@ -105,3 +105,20 @@ test("one tenant's readers far behind hold at most their share of an instance's 
   }
   assert.equal(tiered.active(), 0, 'every source given back');
 });
+
+test("readers of one tenant starting at the same moment pass its share together no more than one at a time", async () => {
+  const c = await tenantWithOldEvents();
+  const readers = [0, 1, 2].map(() => tiered.reader(c));
+  try {
+    const results = await Promise.allSettled(readers.map((r) => r.read('0-0', 1)));
+    const served = results.filter((r) => r.status === 'fulfilled');
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    assert.equal(served.length, 2, 'two of the three are served');
+    assert.equal(refused.length, 1);
+    assert.ok(refused[0]!.reason instanceof ColdReadsLimitError, String(refused[0]!.reason));
+    assert.equal(tiered.active(), 2);
+  } finally {
+    for (const r of readers) await r.close().catch(() => {});
+  }
+  assert.equal(tiered.active(), 0);
+});
