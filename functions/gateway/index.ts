@@ -44,16 +44,10 @@ const config = commonSchema.extend({
 
 const sanitize = (s: string) => s.replace(/[\r\n]/g, ' ');
 
-export function formatSse(entries: StreamEntry[]): string {
-  let out = '';
-  for (const e of entries) out += `id: ${e.cursor}\nevent: ${sanitize(e.type)}\ndata: ${e.event}\n\n`;
-  return out;
-}
-
 /**
- * The SSE messages of entries read through the tiers, as bytes: an entry derived from the source topics whose
- * record's bytes are its text (ColdEntry) is copied from them once, where formatSse's text would decode them,
- * join them and encode them again.
+ * The SSE messages of entries (`id:` the cursor, `event:` the type without line breaks, `data:` the event), as
+ * bytes: an entry derived from the source topics whose record's bytes are its text (ColdEntry) is copied from
+ * them once, where text would decode them, join them and encode them again.
  */
 export function sseBytes(entries: readonly StreamEntry[]): Buffer {
   const heads = new Array<string>(entries.length);
@@ -307,7 +301,7 @@ export default defineFunction({
               const entries = toEntries(raw);
               cursor = entries[entries.length - 1]!.cursor;
               delivered(t.tenantId, 'sse', entries);
-              controller.enqueue(encoder.encode(formatSse(entries)));
+              controller.enqueue(sseBytes(entries));
             } catch (err) {
               if (done) return;
               if (err instanceof CursorExpiredError) {
