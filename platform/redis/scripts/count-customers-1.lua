@@ -31,40 +31,36 @@ local function customers_of(h)
   return out
 end
 
+-- a bucket's events, and its customers held exactly (`size` of them in `key`, listed in `into`) or not at all
+-- (its HyperLogLog has them: the bucket is `estimated`)
+local function add(cover, count, size, key, into)
+  cover.events = cover.events + tonumber(count)
+  if size > 0 then
+    cover.total = cover.total + size
+    into[#into + 1] = key
+  else
+    cover.estimated = true
+  end
+end
+
 local at = 4 + c
 local out = {}
 for i = 1, c do
-  local sets, hashes, hlls, total, events = {}, {}, {}, 0, 0
+  local cover = { sets = {}, hashes = {}, total = 0, events = 0, estimated = false }
+  local hlls = {}
   for _ = 1, tonumber(ARGV[3 + i]) do
     local suffix = ARGV[at]
     at = at + 1
-    local estimated = false
+    cover.estimated = false
     local h = prefix .. 'b:' .. suffix
     local e = redis.call('HGET', h, '')
-    if e then
-      events = events + tonumber(e)
-      local size = redis.call('HLEN', h) - 1
-      if size > 0 then
-        total = total + size
-        hashes[#hashes + 1] = h
-      else
-        estimated = true
-      end
-    end
+    if e then add(cover, e, redis.call('HLEN', h) - 1, h, cover.hashes) end
+    local x = prefix .. 'x:' .. suffix
     local n = redis.call('GET', prefix .. 'n:' .. suffix)
-    if n then
-      events = events + tonumber(n)
-      local x = prefix .. 'x:' .. suffix
-      local size = redis.call('SCARD', x)
-      if size > 0 then
-        total = total + size
-        sets[#sets + 1] = x
-      else
-        estimated = true
-      end
-    end
-    if estimated then hlls[#hlls + 1] = prefix .. 'u:' .. suffix end
+    if n then add(cover, n, redis.call('SCARD', x), x, cover.sets) end
+    if cover.estimated then hlls[#hlls + 1] = prefix .. 'u:' .. suffix end
   end
+  local sets, hashes, total = cover.sets, cover.hashes, cover.total
   local value, estimate = 0, 0
   if #hlls == 0 and total <= limit then
     if #sets + #hashes == 1 then value = total
@@ -87,7 +83,7 @@ for i = 1, c do
     redis.call('DEL', tmp)
   end
   out[#out + 1] = value
-  out[#out + 1] = events
+  out[#out + 1] = cover.events
   out[#out + 1] = estimate
 end
 return out
