@@ -39,6 +39,8 @@ const config = commonSchema.extend({
   PIONEER_DELIVER_RETRY_JITTER: z.coerce.number().min(0).max(1).default(0.2),
   PIONEER_DELIVER_MAX_RETRY_AFTER_MS: env.int(0, 7 * 86_400_000).default(86_400_000),
   PIONEER_DELIVER_TIMEOUT_MS: env.int(100, 300_000).default(15_000),
+  // requests in flight at once to one host (its endpoints share the connections; each endpoint has one at most)
+  PIONEER_DELIVER_CONNECTIONS_PER_HOST: env.int(1, 10_000).default(32),
   PIONEER_DELIVER_POLL_MS: env.int(5, 60_000).default(100),
   PIONEER_DELIVER_IDLE_POLL_MAX_MS: env.int(5, 60_000).default(500),
   PIONEER_DELIVER_RECHECK_MS: env.int(10, 60_000).default(1000),
@@ -68,7 +70,7 @@ export default defineFunction({
     const box = createSecretBox(cfg.PIONEER_SECRET_KEYS, { memo: 2 * cfg.PIONEER_DELIVER_MAX_ENDPOINTS + 1000 });
     const endpoints = createEndpointStore(redis, box);
     const owner = `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`;
-    const sender = createSender({ policy: urlPolicyOf(cfg), timeoutMs: cfg.PIONEER_DELIVER_TIMEOUT_MS });
+    const sender = createSender({ policy: urlPolicyOf(cfg), timeoutMs: cfg.PIONEER_DELIVER_TIMEOUT_MS, connectionsPerHost: cfg.PIONEER_DELIVER_CONNECTIONS_PER_HOST });
     const flow = createFlowCounter(redis, 'delivered');
     const pipeline = createDeliveryPipeline({
       endpoints,

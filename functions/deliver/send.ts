@@ -1,7 +1,9 @@
 /**
  * One HTTP POST to a webhook endpoint: connects only to addresses the URL policy allows (checked in the DNS
  * lookup the socket uses, and for IP literals here), never follows redirects, gives up after `timeoutMs`
- * (connection, response and body together) and reads at most a small part of the response body.
+ * (connection, response and body together) and reads at most a small part of the response body. Connections are
+ * kept alive and shared by the endpoints of one host, at most `connectionsPerHost` of them: an endpoint has one
+ * request in flight at most, so the cap only makes the endpoints of a host that serves many of them take turns.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -22,12 +24,12 @@ export interface SendResult {
 const BODY_SNIPPET = 256;
 const URLS_KEPT = 10_000;
 
-export function createSender(opts: { policy: UrlPolicy; timeoutMs: number }) {
-  const { policy, timeoutMs } = opts;
+export function createSender(opts: { policy: UrlPolicy; timeoutMs: number; connectionsPerHost: number }) {
+  const { policy, timeoutMs, connectionsPerHost } = opts;
   const lookup = policyLookup(policy);
   const agents = {
-    http: new http.Agent({ keepAlive: true, maxSockets: 4 }),
-    https: new https.Agent({ keepAlive: true, maxSockets: 4 }),
+    http: new http.Agent({ keepAlive: true, maxSockets: connectionsPerHost }),
+    https: new https.Agent({ keepAlive: true, maxSockets: connectionsPerHost }),
   };
 
   /** The verdict on each sink URL lately sent to (it depends on the URL and the policy only), at most URLS_KEPT. */
