@@ -9,7 +9,7 @@
  *                                           skipped and an applied one is never lost: each counts once.
  *   {t:T}:ins:campaigns              set    the campaign ids the tenant's impressions and clicks named; the API
  *                                           answers 404 for any other. At most PIONEER_INSIGHTS_MAX_CAMPAIGNS.
- *   {t:T}:ins:b:<metric>:<r>:<n>:<c> hash   bucket n of resolution r (m minute, h hour, d day; buckets.ts) of
+ *   {t:T}:ins:b:<metric>:<r>:<n>:<c> hash   bucket n of resolution r (h hour, d day; buckets.ts) of
  *                                           campaign c for metric (impressions, clicks, clickToBasket): field ""
  *                                           the exact number of its events (HINCRBY), and its distinct customers
  *                                           as fields (value ""), exactly, while there are at most
@@ -19,6 +19,15 @@
  *                                           from the hash's customers: a bucket holds them in one of the two
  *                                           Both expire at the bucket's end plus its resolution's retention
  *                                           (minutes 48 h, hours 90 days, days 2 years by default).
+ *   {t:T}:ins:g:<metric>:m:<h>:<c>   hash   the minute buckets of hour h (r = m above): field "<minute>" the
+ *                                           minute's events, "<minute>|<customer>" each of its customers while at
+ *                                           most PIONEER_INSIGHTS_EXACT_UP_TO, and "<minute>|" once it had more:
+ *                                           then u:<metric>:m:<minute>:<c> has them. One hash per hour, so that a
+ *                                           call writes the minutes of an hour with one HMGET and one HSET rather
+ *                                           than three commands per minute bucket (a minute bucket mostly gets one
+ *                                           or two events per call). It expires at the hour's end plus the minute
+ *                                           retention. Minute buckets of the b: layout (earlier versions) are read
+ *                                           beside it until they expire.
  *   {t:T}:ins:n:<metric>:<r>:<n>:<c> string buckets written before the hash: the number of events, and
  *   {t:T}:ins:x:<metric>:<r>:<n>:<c> set    the customers while at most PIONEER_INSIGHTS_EXACT_UP_TO (else u:
  *                                           has them; it had them from the first event too). No longer written;
@@ -29,7 +38,7 @@
  *   {t:T}:ins:crt:<customer>         zset   the customer's cart.add events (a reference each) by event time
  *   {t:T}:ins:att:<customer>         zset   "<campaign>\n<cart reference>" already attributed, by cart time
  *                                           These three keep what lies within lateness + attribution window of the
- *                                           customer's newest entry (at most PIONEER_INSIGHTS_MAX_PER_CUSTOMER
+ *                                           newest entry a batch added (at most PIONEER_INSIGHTS_MAX_PER_CUSTOMER
  *                                           clicks and carts), and expire when the customer is idle that long.
  *   {t:T}:ins:flow:<minute>          hash   event type -> the tenant's events that reached the source topics in
  *                                           that minute (by the record's Kafka timestamp); kept as minutes are
@@ -97,10 +106,10 @@ export type ApplyOutcome = { applied: true; recorded: number; attributed: number
  * the caller reads the position again and judges the records again.
  */
 /**
- * Records per apply call. Redis runs a script alone: at about 20 µs per event (the insights benchmark, since buckets
- * are hashes built without a HyperLogLog while small; 100 µs before) 1,000 records hold it some 20 ms, so one
- * tenant's busy partition cannot stall every other tenant's reads and appends for long, and a call stays well
- * within the client's command timeout (2,000 records at 100 µs took over 2 s on a loaded machine: the script ran,
+ * Records per apply call. Redis runs a script alone: at about 15 µs per event (the insights benchmark, since an
+ * hour's minute buckets share a hash; 20 µs with a hash per bucket, 100 µs before that) 1,000 records hold it some
+ * 15 ms, so one tenant's busy partition cannot stall every other tenant's reads and appends for long, and a call
+ * stays well within the client's command timeout (2,000 records at 100 µs took over 2 s on a loaded machine: the script ran,
  * the answer timed out, and the batch came again as already applied). A longer chunk shares more of its hour and
  * day buckets: 1,000 records write 1.1 buckets per event where 250 wrote 1.5.
  */

@@ -106,8 +106,12 @@ export const exportKeys = {
  *   {t:T}:ins:pos                    hash   "<topic>/<partition>" -> next source offset applied for the tenant, and
  *                                           "<topic>/<partition>:wm" -> the tenant's watermark on it (ms)
  *   {t:T}:ins:campaigns              set    campaign ids the tenant's events named (404 for any other)
- *   {t:T}:ins:b:<metric>:<res>:<n>:<campaign>   hash         bucket n of resolution m|h|d: its event count, and its
+ *   {t:T}:ins:b:<metric>:<res>:<n>:<campaign>   hash         bucket n of resolution h|d: its event count, and its
  *                                                             distinct customers exactly while few enough
+ *   {t:T}:ins:g:<metric>:m:<hour>:<campaign>    hash         the minute buckets of an hour: "<minute>" its events,
+ *                                                             "<minute>|<customer>" its customers while few enough,
+ *                                                             "<minute>|" once too many (minute hashes b:...:m: of
+ *                                                             earlier versions are read, not written)
  *   {t:T}:ins:u:<metric>:<res>:<n>:<campaign>   HyperLogLog  the same customers once too many for the hash
  *   {t:T}:ins:x:, {t:T}:ins:n:...               set, string  buckets written before the hash (read, not written)
  *   {t:T}:ins:clk:<customer>         zset   the customer's recent clicks, "<ms>|<campaign>" by event time
@@ -123,6 +127,7 @@ export const insightsKeys = {
   campaigns: (tenantId: string) => `{t:${tenantId}}:ins:campaigns`,
   /** every other insights key of the tenant starts with this (the script builds them from it: one slot) */
   prefix: (tenantId: string) => `{t:${tenantId}}:ins:`,
+  minutes: (tenantId: string, metric: string, hour: number, campaignId: string) => `{t:${tenantId}}:ins:g:${metric}:m:${hour}:${campaignId}`,
   distinct: (tenantId: string, metric: string, res: string, n: number, campaignId: string) => `{t:${tenantId}}:ins:u:${metric}:${res}:${n}:${campaignId}`,
   events: (tenantId: string, metric: string, res: string, n: number, campaignId: string) => `{t:${tenantId}}:ins:n:${metric}:${res}:${n}:${campaignId}`,
   flow: (tenantId: string, minute: number) => `{t:${tenantId}}:ins:flow:${minute}`,

@@ -105,3 +105,32 @@ test('buckets written before the hash layout are read beside it: their counter, 
   assert.equal(await redis.scard(`${prefix}x:impressions:h:${b1.n}:camp`), 120, 'the old keys are read, not written');
   assert.equal(await redis.exists(`${prefix}tmp`), 0, 'the scratch key is gone');
 });
+
+test("minute buckets written as a hash of their own are read beside the hour's minute hash", async () => {
+  const tenant = randomName('ten');
+  const t = Math.floor(Date.now() / HOUR) * HOUR - 2 * HOUR;
+  const prefix = insightsKeys.prefix(tenant);
+  const m1: Bucket = { res: 'm', n: t / 60_000 };
+  const m2: Bucket = { res: 'm', n: t / 60_000 + 1 };
+  const minuteHash = async (b: Bucket, customers: string[], outgrown: boolean) => {
+    const suffix = `impressions:m:${b.n}:camp`;
+    const expires = (b.n + 1) * 60_000 + settings.retention.m;
+    // as written before: one hash per minute bucket, its count in field "" and its customers while few, else its
+    // HyperLogLog has them
+    await redis.hset(`${prefix}b:${suffix}`, '', String(customers.length), ...(outgrown ? [] : customers.flatMap((c) => [c, ''])));
+    await redis.pexpireat(`${prefix}b:${suffix}`, expires);
+    if (outgrown) await redis.pfadd(`${prefix}u:${suffix}`, ...customers), await redis.pexpireat(`${prefix}u:${suffix}`, expires);
+  };
+  await minuteHash(m1, range(0, 50), false);
+  await minuteHash(m2, range(0, 300), true);
+  const records = (from: number, timeMs: number, list: string[]): TenantRecord[] =>
+    list.map((customerId, k) => ({ offset: BigInt(from + k), flowMinute: 0, type: 'ad.impression', watermarkAfter: timeMs, event: { kind: 'i', timeMs, customerId, campaignId: 'camp', ref: '' } }));
+  assert.equal((await applyTenantRecords(redis, tenant, at, null, records(0, t, range(40, 60)), settings)).applied, true);
+  assert.equal((await applyTenantRecords(redis, tenant, at, '20', records(20, t + 60_000, range(290, 310)), settings)).applied, true);
+  const [first, second, both] = await readFigures(redis, tenant, 'camp', 'impressions', [[m1], [m2], [m1, m2]]);
+  assert.deepEqual(first, { value: 60, events: 50 + 20, estimate: false }, 'the old minute hash and the hour of minutes: their exact union');
+  assert.deepEqual(second, { value: await hllOf(range(0, 310)), events: 300 + 20, estimate: true }, 'the old HyperLogLog and the hour of minutes: estimated together');
+  assert.deepEqual(both, { value: await hllOf(range(0, 310)), events: 50 + 20 + 300 + 20, estimate: true });
+  assert.equal(await redis.hlen(`${prefix}b:impressions:m:${m1.n}:camp`), 51, 'the old minute hash is read, not written');
+  assert.equal(await redis.exists(`${prefix}tmp`), 0, 'the scratch key is gone');
+});

@@ -39,13 +39,18 @@ test('bucket keys expire at the bucket end plus retention, kept by later calls; 
   assert.deepEqual(first, { applied: true, recorded: 2, attributed: 0 });
 
   const bucket = (res: string, n: number) => `${insightsKeys.prefix(tenant)}b:impressions:${res}:${n}:camp`;
+  const m = Math.floor(t / 60_000);
+  const hourOfMinutes = insightsKeys.minutes(tenant, 'impressions', Math.floor(t / HOUR), 'camp');
   const expiries = async () => {
     const out: Record<string, number> = {};
     for (const [res, width] of [['m', 60_000], ['h', HOUR], ['d', DAY]] as const) {
       const n = Math.floor(t / width);
-      const [pu, pb] = await Promise.all([redis.pexpiretime(insightsKeys.distinct(tenant, 'impressions', res, n, 'camp')), redis.pexpiretime(bucket(res, n))]);
+      // the minutes of an hour are one hash, kept until the hour's end plus the minute retention
+      const key = res === 'm' ? hourOfMinutes : bucket(res, n);
+      const end = res === 'm' ? (Math.floor(t / HOUR) + 1) * HOUR : (n + 1) * width;
+      const [pu, pb] = await Promise.all([redis.pexpiretime(insightsKeys.distinct(tenant, 'impressions', res, n, 'camp')), redis.pexpiretime(key)]);
       assert.equal(pu, -2, `${res}: no HyperLogLog while the bucket holds its customers exactly`);
-      assert.equal(pb, (n + 1) * width + settings.retention[res], `${res}: the bucket expires at its end plus retention`);
+      assert.equal(pb, end + settings.retention[res], `${res}: the bucket expires at its end plus retention`);
       out[res] = pb;
     }
     return out;
@@ -56,20 +61,24 @@ test('bucket keys expire at the bucket end plus retention, kept by later calls; 
   const second = await applyTenantRecords(redis, tenant, at, '2', impressions(2, ['a', 'c'], t), settings);
   assert.equal(second.applied, true);
   assert.deepEqual(await expiries(), before, 'a later call keeps every expiry');
-  const minuteKey = bucket('m', Math.floor(t / 60_000));
-  assert.deepEqual(await redis.hgetall(minuteKey), { '': '4', a: '', b: '', c: '' }, 'the count and the customers');
+  assert.deepEqual(await redis.hgetall(hourOfMinutes), { [m]: '4', [`${m}|a`]: '', [`${m}|b`]: '', [`${m}|c`]: '' }, 'the count and the customers');
+  const hourKey = bucket('h', Math.floor(t / HOUR));
+  assert.deepEqual(await redis.hgetall(hourKey), { '': '4', a: '', b: '', c: '' }, 'the count and the customers');
 
   // a fourth customer outgrows exactMax (3): the customers go, and a later call does not bring them back
   await applyTenantRecords(redis, tenant, at, '4', impressions(4, ['d'], t), settings);
-  assert.deepEqual(await redis.hgetall(minuteKey), { '': '5' }, 'the outgrown customers are dropped, the count stays');
-  const u = insightsKeys.distinct(tenant, 'impressions', 'm', Math.floor(t / 60_000), 'camp');
+  assert.deepEqual(await redis.hgetall(hourOfMinutes), { [m]: '5', [`${m}|`]: '' }, 'the outgrown customers are dropped, the count stays');
+  assert.deepEqual(await redis.hgetall(hourKey), { '': '5' }, 'the outgrown customers are dropped, the count stays');
+  const u = insightsKeys.distinct(tenant, 'impressions', 'm', m, 'camp');
   assert.equal(await redis.pfcount(u), 4, 'its HyperLogLog has every customer, those held exactly before too');
-  assert.equal(await redis.pexpiretime(u), before['m'], 'and expires with the bucket');
+  assert.equal(await redis.pexpiretime(u), (m + 1) * 60_000 + settings.retention.m, 'and expires with the minute');
   await applyTenantRecords(redis, tenant, at, '5', impressions(5, ['a', 'e'], t), settings);
-  assert.deepEqual(await redis.hgetall(minuteKey), { '': '7' }, 'and stay dropped');
+  assert.deepEqual(await redis.hgetall(hourOfMinutes), { [m]: '7', [`${m}|`]: '' }, 'and stay dropped');
+  assert.deepEqual(await redis.hgetall(hourKey), { '': '7' }, 'and stay dropped');
   assert.equal(await redis.pfcount(u), 5);
-  assert.equal(await redis.pexpiretime(u), before['m'], 'a later call keeps its expiry');
-  assert.equal(await redis.pexpiretime(minuteKey), before['m']);
+  assert.equal(await redis.pexpiretime(u), (m + 1) * 60_000 + settings.retention.m, 'a later call keeps its expiry');
+  assert.equal(await redis.pexpiretime(hourOfMinutes), before['m']);
+  assert.equal(await redis.pexpiretime(hourKey), before['h']);
   const [minute] = await readFigures(redis, tenant, 'camp', 'impressions', [[{ res: 'm', n: Math.floor(t / 60_000) }]]);
   assert.deepEqual(minute, { value: 5, events: 7, estimate: true });
 });

@@ -273,7 +273,7 @@ test('Redis bytes per campaign-day (hour and day buckets, kept after the minutes
   try {
     let bytes = 0;
     let minuteBytes = 0;
-    for (const pattern of [`{t:${a.id}}:ins:[bunx]:*:h:*:spring-sale`, `{t:${a.id}}:ins:[bunx]:*:d:*:spring-sale`, `{t:${a.id}}:ins:[bunx]:*:m:*:spring-sale`])
+    for (const pattern of [`{t:${a.id}}:ins:[bunx]:*:h:*:spring-sale`, `{t:${a.id}}:ins:[bunx]:*:d:*:spring-sale`, `{t:${a.id}}:ins:[bunxg]:*:m:*:spring-sale`])
       for (const key of await redis.keys(pattern)) {
         const n = Number(await redis.memory('USAGE', key));
         if (key.includes(':m:')) minuteBytes += n;

@@ -2,6 +2,7 @@
 -- them, in one step: either all of it happens or none (a re-delivered batch finds the position moved and is
 -- skipped by the caller). platform/insights/store.ts describes the keys; every key the script touches starts with
 -- the tenant's prefix ({t:T}:ins:), so all of them share the tenant's hash tag and Cluster slot with KEYS[1].
+-- Hour and day buckets are a hash each (flush); the minute buckets of an hour share one (write_minutes).
 -- KEYS[1] the tenant's positions hash ({t:T}:ins:pos): "<topic>/<partition>" -> next offset, "...:wm" -> watermark
 -- ARGV[1]  the tenant's insights key prefix "{t:T}:ins:"
 -- ARGV[2]  position field "<topic>/<partition>"
@@ -39,9 +40,31 @@ local function int(n) return string.format('%d', n) end
 -- The batch's counts are gathered per bucket first and written once per bucket at the end (flush): a batch's
 -- events mostly share their minute, hour and day, so a bucket costs a few commands per batch, not per event.
 local pending, order = {}, {}
-local RES = { 'm', 'h', 'd' }
+-- minute buckets, per metric, campaign and hour: each hour's minutes are one hash (write_minutes)
+local groups, groupOrder = {}, {}
+local RES = { 'h', 'd' }
 local function record(metric, campaign, t, customer)
-  for r = 1, 3 do
+  local m = math.floor(t / width.m)
+  local h = math.floor(m / 60)
+  local gsuffix = metric .. ':m:' .. int(h) .. ':' .. campaign
+  local g = groups[gsuffix]
+  if not g then
+    g = { minutes = {}, order = {}, metric = metric, campaign = campaign, expires = int((h + 1) * width.h + retention.m) }
+    groups[gsuffix] = g
+    groupOrder[#groupOrder + 1] = gsuffix
+  end
+  local mb = g.minutes[m]
+  if not mb then
+    mb = { events = 0, customers = {}, seen = {} }
+    g.minutes[m] = mb
+    g.order[#g.order + 1] = m
+  end
+  mb.events = mb.events + 1
+  if not mb.seen[customer] then
+    mb.seen[customer] = true
+    mb.customers[#mb.customers + 1] = customer
+  end
+  for r = 1, 2 do
     local res = RES[r]
     local n = math.floor(t / width[res])
     local suffix = metric .. ':' .. res .. ':' .. int(n) .. ':' .. campaign
@@ -119,23 +142,103 @@ local function flush()
   end
 end
 
--- attributes cart `ref` at `t` to `campaign` once
 local touched = {}
+-- drops a customer zset's members older than `keep` behind the newest entry the batch added to it (its newest, or
+-- one a little older when another partition's batch added a newer one: then fewer go, never one still needed),
+-- keeps at most `cap` (false: no cap on the count), and refreshes its expiry: once per key and batch, after it
+local function trim(key, t)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. int(t.newest - keep))
+  if t.cap then redis.call('ZREMRANGEBYRANK', key, 0, -(t.cap + 1)) end
+  redis.call('PEXPIRE', key, keep)
+end
+
+-- notes that the batch added an entry scored `score` to the customer zset `key`
+local function touch(key, score, cap)
+  local t = touched[key]
+  if not t then touched[key] = { newest = score, cap = cap }
+  elseif score > t.newest then t.newest = score end
+end
+
+-- The minute buckets of one hour (of a campaign and metric) are one hash, {t:T}:ins:g:<metric>:m:<hour>:<campaign>:
+-- field "<minute>" the minute's events, "<minute>|<customer>" each of its customers while it has at most exactMax,
+-- and "<minute>|" once it had more: then the minute's HyperLogLog (u:<metric>:m:<minute>:<campaign>) has them. A
+-- call reads the counts of its minutes and writes counts and customers back in one command per hour, rather than
+-- three commands per minute bucket. A minute's customers are at most its events, so a minute of at most exactMax
+-- events needs no look at its customers; one of more reads the hour's fields once (rare: a busy minute).
+local function write_minutes()
+  for _, gsuffix in ipairs(groupOrder) do
+    local g = groups[gsuffix]
+    local key = prefix .. 'g:' .. gsuffix
+    local fields = {}
+    for j, m in ipairs(g.order) do fields[j] = int(m) end
+    local counts = {}
+    for j = 1, #fields, 1000 do
+      local part = redis.call('HMGET', key, unpack(fields, j, math.min(j + 999, #fields)))
+      for k = 1, #part do counts[j + k - 1] = part[k] end
+    end
+    local set = {}
+    local hourFields
+    for j, m in ipairs(g.order) do
+      local mb = g.minutes[m]
+      local mf = fields[j]
+      local total = tonumber(counts[j] or 0) + mb.events
+      set[#set + 1] = mf
+      set[#set + 1] = total
+      local exact = total <= exactMax
+      if not exact then
+        if redis.call('HEXISTS', key, mf .. '|') == 1 then
+          -- outgrown before: the HyperLogLog counts the new customers
+          each_slice('PFADD', prefix .. 'u:' .. g.metric .. ':m:' .. mf .. ':' .. g.campaign, mb.customers)
+        else
+          hourFields = hourFields or redis.call('HKEYS', key)
+          local held, heldSeen = {}, {}
+          local lead = mf .. '|'
+          for _, f in ipairs(hourFields) do
+            if string.sub(f, 1, #lead) == lead then
+              local c = string.sub(f, #lead + 1)
+              held[#held + 1] = c
+              heldSeen[c] = true
+            end
+          end
+          local size = #held
+          for _, c in ipairs(mb.customers) do if not heldSeen[c] then size = size + 1 end end
+          if size > exactMax then
+            -- outgrown now: the minute's customers go to its HyperLogLog, the hash keeps its count and the mark
+            local u = prefix .. 'u:' .. g.metric .. ':m:' .. mf .. ':' .. g.campaign
+            each_slice('PFADD', u, mb.customers)
+            if #held > 0 then
+              each_slice('PFADD', u, held)
+              local drop = {}
+              for k, c in ipairs(held) do drop[k] = lead .. c end
+              each_slice('HDEL', key, drop)
+            end
+            redis.call('PEXPIREAT', u, int((m + 1) * width.m + retention.m))
+            set[#set + 1] = lead
+            set[#set + 1] = ''
+          else
+            exact = true
+          end
+        end
+      end
+      if exact then
+        for _, c in ipairs(mb.customers) do
+          set[#set + 1] = mf .. '|' .. c
+          set[#set + 1] = ''
+        end
+      end
+    end
+    for j = 1, #set, 1000 do redis.call('HSET', key, unpack(set, j, math.min(j + 999, #set))) end
+    redis.call('PEXPIREAT', key, g.expires)
+  end
+end
+
+-- attributes cart `ref` at `t` to `campaign` once
 local function attribute(att, campaign, ref, t, customer)
   if redis.call('ZADD', att, 'NX', t, campaign .. '\n' .. ref) == 1 then
     record('clickToBasket', campaign, t, customer)
     attributed = attributed + 1
-    touched[att] = false
+    touch(att, t, false)
   end
-end
-
--- drops a customer zset's members older than `keep` behind its newest, and refreshes its expiry: once per key and
--- batch, after the batch (`cap` false: no cap on the count)
-local function trim(key, cap)
-  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-  if newest[2] then redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. int(tonumber(newest[2]) - keep)) end
-  if cap then redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1)) end
-  redis.call('PEXPIRE', key, keep)
 end
 
 local f = tonumber(ARGV[13])
@@ -164,14 +267,14 @@ while i <= #ARGV do
     campaigns[campaign] = true
     local clk = prefix .. 'clk:' .. customer
     redis.call('ZADD', clk, t, int(t) .. '|' .. campaign)
-    touched[clk] = maxClicks
+    touch(clk, t, maxClicks)
     -- carts of the customer already seen within the window after the click (processed before it: out of order)
     local carts = redis.call('ZRANGEBYSCORE', prefix .. 'crt:' .. customer, t, t + window, 'WITHSCORES')
     for j = 1, #carts, 2 do attribute(prefix .. 'att:' .. customer, campaign, carts[j], tonumber(carts[j + 1]), customer) end
   elseif kind == 'a' then
     local crt = prefix .. 'crt:' .. customer
     redis.call('ZADD', crt, t, ref)
-    touched[crt] = maxClicks
+    touch(crt, t, maxClicks)
     local clicks = redis.call('ZRANGEBYSCORE', prefix .. 'clk:' .. customer, t - window, t)
     local seen = {}
     for _, member in ipairs(clicks) do
@@ -185,10 +288,11 @@ while i <= #ARGV do
 end
 
 flush()
+write_minutes()
 local named = {}
 for c in pairs(campaigns) do named[#named + 1] = c end
 each_slice('SADD', prefix .. 'campaigns', named)
-for key, cap in pairs(touched) do trim(key, cap) end
+for key, t in pairs(touched) do trim(key, t) end
 
 redis.call('HSET', pos, field, ARGV[4], field .. ':wm', ARGV[5])
 return {1, recorded, attributed}

@@ -1,4 +1,6 @@
 -- Counts the distinct customers and the events of each of several covers (a cover: the buckets of one figure).
+-- Minute buckets are fields of their hour's hash (g:<metric>:m:<hour>:<campaign>, apply-insights-1.lua); minute
+-- buckets of one hash each (b:) are read beside them until they expire.
 -- platform/insights/store.ts describes the keys; every key touched starts with the tenant's prefix ({t:T}:ins:),
 -- the slot of KEYS[1]. A bucket is a hash (b:): field "" its events, and its customers as fields while they are
 -- few, else its HyperLogLog (u:) has them. Buckets written before that layout have a counter (n:) and a set (x:)
@@ -43,11 +45,54 @@ local function add(cover, count, size, key, into)
   end
 end
 
+-- the minutes of an hour's minute hash (g:), read once per call: minute -> { customers, outgrown }
+local hours = {}
+local function minutes_of(g)
+  local minutes = hours[g]
+  if minutes then return minutes end
+  minutes = {}
+  for _, f in ipairs(redis.call('HKEYS', g)) do
+    local bar = string.find(f, '|', 1, true)
+    if bar then
+      local m = string.sub(f, 1, bar - 1)
+      local entry = minutes[m]
+      if not entry then
+        entry = { customers = {}, outgrown = false }
+        minutes[m] = entry
+      end
+      if bar == #f then entry.outgrown = true else entry.customers[#entry.customers + 1] = string.sub(f, bar + 1) end
+    end
+  end
+  hours[g] = minutes
+  return minutes
+end
+
+-- a minute bucket in its hour's hash (g:<metric>:m:<hour>:<campaign>): field "<minute>" its events,
+-- "<minute>|<customer>" its customers held exactly, "<minute>|" when they outgrew that (its HyperLogLog u: has
+-- them, and any listed beside the mark are counted with it)
+local NONE = { customers = {}, outgrown = false }
+local function add_minute(cover, suffix, lists, extra)
+  local metric, n, campaign = string.match(suffix, '^([^:]+):m:(%d+):(.*)$')
+  if not metric then return end
+  local g = prefix .. 'g:' .. metric .. ':m:' .. string.format('%d', math.floor(tonumber(n) / 60)) .. ':' .. campaign
+  local e = redis.call('HGET', g, n)
+  if not e then return end
+  cover.events = cover.events + tonumber(e)
+  local entry = minutes_of(g)[n] or NONE
+  if entry.outgrown then
+    cover.estimated = true
+    if #entry.customers > 0 then extra[#extra + 1] = entry.customers end
+  else
+    cover.total = cover.total + #entry.customers
+    lists[#lists + 1] = entry.customers
+  end
+end
+
 local at = 4 + c
 local out = {}
 for i = 1, c do
   local cover = { sets = {}, hashes = {}, total = 0, events = 0, estimated = false }
-  local hlls = {}
+  local hlls, lists, extra = {}, {}, {}
   for _ = 1, tonumber(ARGV[3 + i]) do
     local suffix = ARGV[at]
     at = at + 1
@@ -58,27 +103,31 @@ for i = 1, c do
     local x = prefix .. 'x:' .. suffix
     local n = redis.call('GET', prefix .. 'n:' .. suffix)
     if n then add(cover, n, redis.call('SCARD', x), x, cover.sets) end
+    add_minute(cover, suffix, lists, extra)
     if cover.estimated then hlls[#hlls + 1] = prefix .. 'u:' .. suffix end
   end
   local sets, hashes, total = cover.sets, cover.hashes, cover.total
   local value, estimate = 0, 0
   if #hlls == 0 and total <= limit then
-    if #sets + #hashes == 1 then value = total
-    elseif #hashes == 0 and #sets > 1 then value = #redis.call('SUNION', unpack(sets))
-    elseif #hashes > 0 then
+    if #sets + #hashes + #lists == 1 then value = total
+    elseif #hashes + #lists == 0 and #sets > 1 then value = #redis.call('SUNION', unpack(sets))
+    elseif #hashes + #lists > 0 then
       redis.call('DEL', tmp)
       for _, h in ipairs(hashes) do each_slice('SADD', tmp, customers_of(h)) end
+      for _, list in ipairs(lists) do if #list > 0 then each_slice('SADD', tmp, list) end end
       if #sets > 0 then redis.call('SUNIONSTORE', tmp, tmp, unpack(sets)) end
       value = redis.call('SCARD', tmp)
       redis.call('DEL', tmp)
     end
-  elseif #sets + #hashes == 0 then
+  elseif #sets + #hashes + #lists + #extra == 0 then
     value, estimate = redis.call('PFCOUNT', unpack(hlls)), 1
   else
     redis.call('DEL', tmp)
     if #hlls > 0 then redis.call('PFMERGE', tmp, unpack(hlls)) end
     for _, x in ipairs(sets) do each_slice('PFADD', tmp, redis.call('SMEMBERS', x)) end
     for _, h in ipairs(hashes) do each_slice('PFADD', tmp, customers_of(h)) end
+    for _, list in ipairs(lists) do if #list > 0 then each_slice('PFADD', tmp, list) end end
+    for _, list in ipairs(extra) do each_slice('PFADD', tmp, list) end
     value, estimate = redis.call('PFCOUNT', tmp), 1
     redis.call('DEL', tmp)
   end
