@@ -21,7 +21,7 @@ import { z } from 'zod';
 import { commonSchema, env, loadConfig } from '../platform/config/env.ts';
 import { generateApiKey } from '../platform/auth/api-keys.ts';
 import { keys } from '../platform/redis/keys.ts';
-import { ROOT, benchPlatformEnv, cpuSecondsOf, imageNodeOptions, mainProfile, startFunction, stopProcess } from './processes.ts';
+import { ROOT, benchPlatformEnv, cpuSecondsOf, imageNodeOptions, mainProfile, memoryOf, startFunction, stopProcess } from './processes.ts';
 import { summariseFile } from './profile-summary.ts';
 import { call, say, sleep } from './common.ts';
 
@@ -141,6 +141,7 @@ try {
   const t1 = performance.now();
   const coldSeconds = (t1 - t0) / 1000;
   const gatewayCpu = (cpuSecondsOf(gateway.child.pid) ?? 0) - cpu0;
+  const gatewayPeak = memoryOf(gateway.child.pid)?.hwm ?? 0; // MiB: the gateway's peak RSS, its one cold reader included
   const coldRate = got / coldSeconds;
   const scanned = (N + 1) / coldSeconds;
 
@@ -155,6 +156,7 @@ try {
     events: N, subscription_events: want, first_event_ms: Math.round(firstAt - t0),
     raw_consume_per_s: Math.round(rawRate), cold_events_per_s: Math.round(coldRate), cold_records_scanned_per_s: Math.round(scanned),
     cold_vs_raw: +(scanned / rawRate).toFixed(2), gateway_cpu_us_per_cold_event: Math.round((gatewayCpu * 1e6) / got),
+    gateway_peak_rss_mib: Math.round(gatewayPeak),
     hot_entries_left: hotLen, mark_bytes: Math.round(perMark), marks_per_append: +marksPerAppend.toFixed(4),
     memory_at_1000_per_s: { hot_72h_gb: +(hot(72) / 1e9).toFixed(1), hot_1h_gb: +(hot(1) / 1e9).toFixed(2), marks_72h_gb: +(marksMem / 1e9).toFixed(2) },
   };
@@ -163,6 +165,7 @@ try {
     `| raw consume | ${report.raw_consume_per_s.toLocaleString('en')} records/s |`,
     `| cold read (SSE, one subscription) | ${report.cold_events_per_s.toLocaleString('en')} events/s served, ${report.cold_records_scanned_per_s.toLocaleString('en')} source records/s scanned (${report.cold_vs_raw} × raw) |`,
     `| gateway CPU per cold event | ${report.gateway_cpu_us_per_cold_event} µs |`,
+    `| gateway peak RSS | ${report.gateway_peak_rss_mib} MiB |`,
     `| Redis per mark | ${report.mark_bytes} B (${report.marks_per_append} marks per append; ${hotLen} of ${want} events left in Redis) |`,
   ].join('\n'));
   mkdirSync(cfg.BENCH_OUT, { recursive: true });

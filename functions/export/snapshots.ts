@@ -44,7 +44,7 @@ import type { PioneerRedis } from '../../platform/redis/client.ts';
 import { positionField } from '../../platform/routing/positions.ts';
 import { compareIds, snapshot } from '../../platform/redis/streams.ts';
 import { readRoutePositions } from '../../platform/routing/positions.ts';
-import { appendedText, matchRecord, type MatchedRecord } from '../../platform/routing/route-core.ts';
+import { appendedText, matchRecord, recordPrefilter, type MatchedRecord } from '../../platform/routing/route-core.ts';
 import { createReferenceLookups } from '../../platform/reference/lookups.ts';
 import { decodeKafkaRecord, headersToStrings } from '../../platform/events/kafka-binding.ts';
 import type { SourceDecoding } from '../../platform/events/route-decoding.ts';
@@ -238,8 +238,8 @@ export function createSnapshotter(opts: SnapshotterOptions) {
     slog.info({ head: snap.head, partitions: ranges.length, records: progress.records }, 'snapshot cut');
 
     // ─── read and write ───
-    const tenantBytes = Buffer.from(tenantId);
-    const escaped = Buffer.from('\\u');
+    // records that cannot be the tenant's are passed over before they are decoded (route-core's recordPrefilter)
+    const mayMatch = recordPrefilter(tenantId, [], decoding);
     let lastSave = Date.now();
     const saveNow = async (force = false) => {
       if (!force && Date.now() - lastSave < 1000) return;
@@ -271,9 +271,8 @@ export function createSnapshotter(opts: SnapshotterOptions) {
           }
           return;
         }
-        // a record whose text cannot name the tenant is another tenant's: skipped before it is parsed (without a
-        // mapping the tenant is the `tenantid` member or the ce_tenantid header, and only a \u escape could hide it)
-        if (decoding.mappings[range.topic] === undefined && !m.value.includes(tenantBytes) && !m.value.includes(escaped) && String(m.headers?.['ce_tenantid'] ?? '') !== tenantId) return;
+        // a record that cannot name the tenant is another tenant's: skipped before it is parsed
+        if (!mayMatch(range.topic, m)) return;
         const item = decodeKafkaRecord({ key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp }, { topic: range.topic, partition: range.partition, offset: m.offset });
         const matched = matchRecord(item, { topic: range.topic, decoding, matcher, tenantId });
         if (!matched || (types !== null && !types.has(matched.event.type))) return;

@@ -50,26 +50,27 @@ const sanitize = (s: string) => s.replace(/[\r\n]/g, ' ');
  * them once, where text would decode them, join them and encode them again.
  */
 export function sseBytes(entries: readonly StreamEntry[]): Buffer {
-  const heads = new Array<string>(entries.length);
+  const types = new Array<string>(entries.length);
   let size = 0;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
     const type = e.type.includes('\n') || e.type.includes('\r') ? sanitize(e.type) : e.type;
-    const head = `id: ${e.cursor}\nevent: ${type}\ndata: `;
-    heads[i] = head;
-    const bytes = e instanceof ColdEntry ? e.bytes : undefined;
-    size += Buffer.byteLength(head) + (bytes !== undefined ? bytes.length : Buffer.byteLength(e.event)) + 2;
+    types[i] = type;
+    const bytes = e instanceof ColdEntry && e.byteLength > 0 ? e.byteLength : Buffer.byteLength(e.event);
+    // "id: " cursor "\nevent: " type "\ndata: " event "\n\n" (a cursor is ASCII)
+    size += 4 + e.cursor.length + 8 + Buffer.byteLength(type) + 7 + bytes + 2;
   }
   const out = Buffer.allocUnsafe(size);
   let at = 0;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
-    at += out.write(heads[i]!, at, 'utf8');
-    const bytes = e instanceof ColdEntry ? e.bytes : undefined;
-    if (bytes !== undefined) {
-      out.set(bytes, at);
-      at += bytes.length;
-    } else at += out.write(e.event, at, 'utf8');
+    at += out.write('id: ', at, 'latin1');
+    at += out.write(e.cursor, at, 'latin1');
+    at += out.write('\nevent: ', at, 'latin1');
+    at += out.write(types[i]!, at, 'utf8');
+    at += out.write('\ndata: ', at, 'latin1');
+    if (e instanceof ColdEntry && e.byteLength > 0) at += e.copyTo(out, at);
+    else at += out.write(e.event, at, 'utf8');
     out[at++] = 0x0a;
     out[at++] = 0x0a;
   }

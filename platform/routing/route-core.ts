@@ -208,6 +208,65 @@ export function matchRecord(item: InboundEvent, input: { topic: string; decoding
   return match ? { item, event, match } : null;
 }
 
+/** What recordPrefilter reads of a source record: its value and its headers as the Kafka client hands them over. */
+export interface RecordBytes {
+  value: Buffer | null;
+  headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined>;
+}
+
+const BACKSLASH = 0x5c;
+
+/**
+ * A necessary condition of matchRecord for one tenant's subscription, told from a record's bytes without decoding
+ * it: false only for a record from which matchRecord (so route()) can derive no event of `tenantId` of one of
+ * `types` (any type when `types` is empty), whatever the subscription's source and filters say. Readers that derive
+ * one tenant's events again from the source topics (the cold tier, snapshots) pass over most of a busy topic's
+ * records with it, and decode and match the rest with matchRecord: what they derive is what route() derived.
+ * It follows decodeKafkaRecord (platform/events/kafka-binding.ts) and sourceEventOf:
+ *
+ * - a topic with a mapping derives the tenant from the mapping: true;
+ * - a header name that is not lower case: true (decoding lower-cases names, and which of two spellings wins is
+ *   left to it);
+ * - a binary-mode record (a `ce_specversion` header): its `ce_tenantid` header is the tenant and its `ce_type`
+ *   header one of the types, each header's last value as text, as decoding takes them;
+ * - any other record is a structured CloudEvent or none (which matches nothing without a mapping): its value holds
+ *   the bytes of the tenant id and of one of the types, as the JSON strings `tenantid` and `type` hold them
+ *   written literally; a value with a backslash (an escape may spell them otherwise) is true;
+ * - a tenant id or type with U+FFFD (what decoding makes of invalid UTF-8) is always true.
+ *
+ * Changing how records decode (kafka-binding.ts, route-decoding.ts) or match (types) changes this with it.
+ */
+export function recordPrefilter(tenantId: string, types: readonly string[], decoding: SourceDecoding): (topic: string, record: RecordBytes) => boolean {
+  if (tenantId.includes('\uFFFD') || types.some((t) => t.includes('\uFFFD'))) return () => true;
+  const tenantBytes = Buffer.from(tenantId);
+  const typeBytes = types.map((t) => Buffer.from(t));
+  const typeSet = new Set(types);
+  const lastText = (v: Buffer | string | (Buffer | string)[] | undefined): string | undefined => {
+    const last = Array.isArray(v) ? v[v.length - 1] : v;
+    return last === undefined ? undefined : typeof last === 'string' ? last : last.toString('utf8');
+  };
+  return (topic, record) => {
+    if (decoding.mappings[topic]) return true;
+    const headers = record.headers;
+    if (headers) {
+      for (const name in headers) if (name.toLowerCase() !== name) return true;
+      if (lastText(headers['ce_specversion']) !== undefined) {
+        if (lastText(headers['ce_tenantid']) !== tenantId) return false;
+        if (typeSet.size === 0) return true;
+        const type = lastText(headers['ce_type']);
+        return type !== undefined && typeSet.has(type);
+      }
+    }
+    const v = record.value;
+    if (v === null) return false;
+    if (v.includes(BACKSLASH)) return true;
+    if (!v.includes(tenantBytes)) return false;
+    if (typeBytes.length === 0) return true;
+    for (const t of typeBytes) if (v.includes(t)) return true;
+    return false;
+  };
+}
+
 /**
  * The text route() appends for a matched record: the stored text, or what the subscription's transform makes of
  * the event; null when the transform fails on it (route() sets such an event aside, never appends it). Its lookups

@@ -6,8 +6,10 @@
  * never left saw, then continues into the hot window with no gap and no duplicate.
  *
  *   marks after the cursor (a chunk of at most `chunk` entries) → one ColdSource read of each partition's span
- *   (platform/tiers/cold-source.ts) → each record decoded and matched against the run that holds its offset
- *   (platform/routing/route-core.ts deriveEvent: the route's own rules) → the run's events get its ids
+ *   (platform/tiers/cold-source.ts) → each record of a run passed over unless route-core's recordPrefilter says
+ *   it may be the run's (the tenant's and one of the spec's types, told from its bytes), the rest decoded and
+ *   matched against the run that holds its offset (platform/routing/route-core.ts deriveEvent: the route's own
+ *   rules) → the run's events get its ids, their records' bytes copied into the reader's ByteArena
  *
  * A subscription changed since: a run is derived with the spec it was matched with (the subscription store
  * keeps every spec a subscription had), not today's, so a reader gets what was appended. A run that derives
@@ -32,7 +34,7 @@ import type { Redis } from '../redis/client.ts';
 import {
   assertCursor, compareIds, lastIdOf, marksAfter, oldestResumable, readHotPage, runIds, tiers, type Mark, type StreamEntry,
 } from '../redis/streams.ts';
-import { deriveEvent, type DerivedEvent } from '../routing/route-core.ts';
+import { deriveEvent, recordPrefilter, type DerivedEvent } from '../routing/route-core.ts';
 import { createReferenceLookups } from '../reference/lookups.ts';
 import { compileSubscription, matcherOf, type SubscriptionMatcher } from '../store/subscription-index.ts';
 import type { SubscriptionStore } from '../store/subscriptions.ts';
@@ -40,36 +42,78 @@ import type { Logger } from '../telemetry/logger.ts';
 import { counter, gauge, histogram, type Registry } from '../telemetry/metrics.ts';
 import { createColdSource, RangeGoneError, type ColdSource, type PartitionRange } from './cold-source.ts';
 
-const BACKSLASH = 0x5c;
+/**
+ * Copies of records' bytes, made into large buffers one after another rather than into a buffer of each record's
+ * own: a cold step keeps a few thousand records' bytes until they are sent, and one object per record fewer is
+ * that much less for the collector to copy and promote. A buffer is let go once no entry holds a place in it.
+ */
+export class ByteArena {
+  #buf: Buffer | null = null;
+  #at = 0;
+
+  constructor(readonly size = 256 * 1024) {}
+
+  /** A copy of `bytes`: the buffer holding it and where it starts there. */
+  copy(bytes: Uint8Array): { buf: Buffer; start: number } {
+    if (bytes.length > this.size >>> 2) return { buf: Buffer.from(bytes), start: 0 };
+    if (this.#buf === null || this.#at + bytes.length > this.#buf.length) {
+      this.#buf = Buffer.allocUnsafeSlow(this.size);
+      this.#at = 0;
+    }
+    const start = this.#at;
+    this.#buf.set(bytes, start);
+    this.#at += bytes.length;
+    return { buf: this.#buf, start };
+  }
+}
 
 /**
- * An entry derived from the source topics. When the record's bytes are the stored text, it holds them and makes the
- * text only when asked (webhooks, JSON pages): an SSE stream writes the bytes as they are (functions/gateway).
+ * An entry derived from the source topics. When the record's bytes are the stored text, it holds a copy of them
+ * (in `arena` when given) and makes the text only when asked (webhooks, JSON pages): an SSE stream writes the
+ * bytes as they are (functions/gateway, with byteLength and copyTo).
  */
 export class ColdEntry implements StreamEntry {
   #event: string | undefined;
-  /** the record's bytes, when they are the event's stored text */
-  readonly bytes: Buffer | undefined;
+  #buf: Buffer | undefined;
+  #start = 0;
+  /** the length of the record's bytes, when they are the event's stored text (else 0) */
+  readonly byteLength: number = 0;
 
   constructor(
     readonly cursor: string,
     readonly type: string,
     json: string | Buffer,
+    arena?: ByteArena,
   ) {
     if (typeof json === 'string') this.#event = json;
-    // a copy: the record's value is a view of the whole fetch response, which entries read ahead would keep
-    else this.bytes = Buffer.from(json);
+    else {
+      // a copy: the record's value is a view of the whole fetch response, which entries read ahead would keep
+      const held = arena ? arena.copy(json) : { buf: Buffer.from(json), start: 0 };
+      this.#buf = held.buf;
+      this.#start = held.start;
+      this.byteLength = json.length;
+    }
+  }
+
+  /** the record's bytes, when they are the event's stored text */
+  get bytes(): Buffer | undefined {
+    return this.#buf?.subarray(this.#start, this.#start + this.byteLength);
+  }
+
+  /** Writes the record's bytes into `out` at `at` (when it holds them); returns how many. */
+  copyTo(out: Buffer, at: number): number {
+    return this.#buf === undefined ? 0 : this.#buf.copy(out, at, this.#start, this.#start + this.byteLength);
   }
 
   get event(): string {
-    return (this.#event ??= this.bytes!.toString('utf8'));
+    return (this.#event ??= this.#buf!.toString('utf8', this.#start, this.#start + this.byteLength));
   }
 }
 
-/** A record header's text (the first value of a repeated one), as mayMatch compares it. */
-function headerText(m: KafkaMessage, name: string): string | undefined {
-  const h = m.headers?.[name];
-  return h === undefined ? undefined : Array.isArray(h) ? String(h[0]) : String(h);
+/** A kept spec of a subscription: its matcher, and which records may match it (told from their bytes). */
+interface SpecMatcher {
+  matcher: SubscriptionMatcher;
+  mayMatch: (topic: string, record: KafkaMessage) => boolean;
 }
 
 export interface TieredPage {
@@ -130,7 +174,10 @@ export interface TieredStreamsOptions {
   maxSources: number;
   /** cold sources the readers of one tenant hold at most (default: all of maxSources) */
   maxSourcesPerTenant?: number;
-  /** entries derived per cold step */
+  /**
+   * entries derived per cold step (default 4,000: a step's fixed costs, its marks read from Redis, its ranges
+   * started and ended, paid per 4,000 events; a reader holds up to two steps' entries, the one served and the next)
+   */
   chunk?: number;
   /** how long a parked reader waits for its next page */
   parkMs?: number;
@@ -149,7 +196,7 @@ export function tieredStreamsFor(
 }
 
 export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
-  const { redis, kafka, topics, decoding, store, log, metrics, groupPrefix, maxSources, chunk = 2000, parkMs = 30_000 } = opts;
+  const { redis, kafka, topics, decoding, store, log, metrics, groupPrefix, maxSources, chunk = 4000, parkMs = 30_000 } = opts;
   const maxPerTenant = Math.min(opts.maxSourcesPerTenant ?? maxSources, maxSources);
   const open = new Set<ColdSource>();
   /** the tenant whose reader holds each open source, and how many each tenant holds */
@@ -221,20 +268,23 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
     await source.close();
   }
 
-  /** The matcher of the subscription as it was when its digest was `spec` (and that spec's types), compiled once per reader. */
+  /**
+   * The matcher of the subscription as it was when its digest was `spec`, and the prefilter of that spec's tenant
+   * and types (route-core's recordPrefilter: records it rejects are never decoded), compiled once per reader.
+   */
   function matcherCache(tenantId: string, subId: string) {
-    const cache = new Map<string, { matcher: SubscriptionMatcher; types: Buffer[] } | null>();
-    return async (spec: string): Promise<{ matcher: SubscriptionMatcher; types: Buffer[] } | null> => {
+    const cache = new Map<string, SpecMatcher | null>();
+    return async (spec: string): Promise<SpecMatcher | null> => {
       if (cache.has(spec)) return cache.get(spec)!;
       const found = await store.specOf(tenantId, subId, spec);
-      let matcher: { matcher: SubscriptionMatcher; types: Buffer[] } | null = null;
+      let matcher: SpecMatcher | null = null;
       try {
         if (found) {
           const sub = {
             id: subId, tenant_id: tenantId, created_at: '', updated_at: '', filters: found.filters ?? [],
             types: found.types ?? undefined, source: found.source ?? undefined, ...(found.transform ? { transform: found.transform } : {}),
           };
-          matcher = { matcher: matcherOf([compileSubscription(sub)]), types: (found.types ?? []).map((t) => Buffer.from(t)) };
+          matcher = { matcher: matcherOf([compileSubscription(sub)]), mayMatch: recordPrefilter(tenantId, found.types ?? [], decoding) };
         }
       } catch (err) {
         log.error({ err, subscription: subId, spec }, 'a kept matching spec does not compile; its runs derive to nothing');
@@ -341,29 +391,11 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
         return { entries, hasMore, cold };
       }
 
-      const tenantBytes = Buffer.from(tenantId);
-      /**
-       * False only for a record that cannot give this subscription an event, told from its bytes without decoding
-       * it (most of a busy partition's records are other tenants' or other types'): a binary-mode record whose
-       * ce_tenantid or ce_type header differs, or a structured one without a backslash (so every JSON string in it
-       * is written literally) in which the tenant id, or every one of the types, does not occur. A topic with a
-       * mapping derives its tenant otherwise: its records are always decoded.
-       */
-      function mayMatch(m: KafkaMessage, topic: string, types: Buffer[]): boolean {
-        if (decoding.mappings[topic]) return true;
-        if (m.headers?.['ce_specversion'] !== undefined) {
-          const type = headerText(m, 'ce_type');
-          return headerText(m, 'ce_tenantid') === tenantId && (types.length === 0 || (type !== undefined && types.some((t) => t.toString() === type)));
-        }
-        const v = m.value;
-        if (!v) return false;
-        if (v.includes(BACKSLASH)) return true;
-        if (!v.includes(tenantBytes)) return false;
-        if (types.length === 0) return true;
-        for (const t of types) if (v.includes(t)) return true;
-        return false;
-      }
-
+      /** marks a cold step reads (at most a chunk's worth of one-event runs), from how many the last step took */
+      const maxMarks = Math.max(1, Math.ceil(chunk / 4));
+      let markCount = Math.min(maxMarks, 32);
+      /** where the entries of this reader's cold steps keep their records' bytes */
+      const arena = new ByteArena();
       /** The entries of the runs after `after`, derived again (at least one run's worth); null when no run follows it. */
       async function coldStep(after: string): Promise<StreamEntry[] | null> {
         // runs that give nothing after the cursor (they derived to fewer events than marked) are passed over, so
@@ -379,11 +411,15 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
       async function coldRuns(from: string, after: string): Promise<{ entries: StreamEntry[]; through: string } | null> {
         const marks: Mark[] = [];
         let total = 0;
-        for (const m of await marksAfter(redis, { tenantId, subId, after: from, count: Math.max(1, Math.ceil(chunk / 4)) })) {
+        const read = await marksAfter(redis, { tenantId, subId, after: from, count: markCount });
+        for (const m of read) {
           if (marks.length > 0 && total + m.count > chunk) break;
           marks.push(m);
           total += m.count;
         }
+        // the next step asks for as many marks as this one took and a few more (runs are a few hundred events
+        // long while the route is busy), twice as many when it took every one it read and stayed under the chunk
+        markCount = read.length === markCount && marks.length === read.length && total < chunk ? Math.min(maxMarks, markCount * 2) : Math.min(maxMarks, marks.length + 8);
         if (marks.length === 0) return null;
         const hole = marks.findIndex((m) => m.field === '');
         if (hole === 0) {
@@ -403,29 +439,29 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
           if (list) list.push(m);
           else byField.set(m.field, [m]);
         }
-        const matchers = new Map<Mark, { matcher: SubscriptionMatcher; types: Buffer[] } | null>();
+        const matchers = new Map<Mark, SpecMatcher | null>();
         for (const m of runs) matchers.set(m, await matcherOfSpec(m.spec));
         const ranges: PartitionRange[] = [];
         // per range, its runs in offset order with their offsets as numbers once, and the run the records reached
-        const runsOf = new Map<PartitionRange, { list: Mark[]; from: bigint[]; to: bigint[]; at: number }>();
+        const runsOf = new Map<PartitionRange, { list: Mark[]; from: number[]; to: number[]; at: number }>();
         for (const [field, list] of byField) {
           const slash = field.lastIndexOf('/');
           const topic = field.slice(0, slash);
           const partition = Number(field.slice(slash + 1));
-          const from = list.map((m) => BigInt(m.fromOffset));
-          const to = list.map((m) => BigInt(m.toOffset));
-          const range = { topic, partition, from: from[0]!, to: to[to.length - 1]! };
+          // offsets as numbers (exact: the source refuses ranges past 2^53), compared once per record
+          const from = list.map((m) => Number(m.fromOffset));
+          const to = list.map((m) => Number(m.toOffset));
+          const range = { topic, partition, from: BigInt(list[0]!.fromOffset), to: BigInt(list[list.length - 1]!.toOffset) };
           ranges.push(range);
           runsOf.set(range, { list, from, to, at: 0 });
         }
-        const onRecord = (range: PartitionRange, m: KafkaMessage) => {
+        const onRecord = (range: PartitionRange, m: KafkaMessage, offset: number) => {
           const state = runsOf.get(range)!;
-          const offset = BigInt(m.offset);
           while (state.at < state.list.length && state.to[state.at]! < offset) state.at++;
           const run = state.list[state.at];
           if (!run || offset < state.from[state.at]!) return; // between runs: no event of this subscription
           const matcher = matchers.get(run);
-          if (!matcher || !mayMatch(m, range.topic, matcher.types)) return;
+          if (!matcher || !matcher.mayMatch(range.topic, m)) return;
           const record = decodeKafkaRecord(
             { key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp },
             { topic: range.topic, partition: range.partition, offset: m.offset },
@@ -467,7 +503,7 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
               else k = mid + 1;
             }
           }
-          for (; k < n; k++) out.push(new ColdEntry(ids[k]!, events[k]!.type, events[k]!.json));
+          for (; k < n; k++) out.push(new ColdEntry(ids[k]!, events[k]!.type, events[k]!.json, arena));
         }
         return { entries: out, through: lastIdOf(runs[runs.length - 1]!) };
       }
