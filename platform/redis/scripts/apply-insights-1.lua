@@ -43,6 +43,14 @@ local pending, order = {}, {}
 -- minute buckets, per metric, campaign and hour: each hour's minutes are one hash (write_minutes)
 local groups, groupOrder = {}, {}
 local RES = { 'h', 'd' }
+-- one more event in a gathered bucket, and its customer once
+local function tally(b, customer)
+  b.events = b.events + 1
+  if not b.seen[customer] then
+    b.seen[customer] = true
+    b.customers[#b.customers + 1] = customer
+  end
+end
 local function record(metric, campaign, t, customer)
   local m = math.floor(t / width.m)
   local h = math.floor(m / 60)
@@ -59,11 +67,7 @@ local function record(metric, campaign, t, customer)
     g.minutes[m] = mb
     g.order[#g.order + 1] = m
   end
-  mb.events = mb.events + 1
-  if not mb.seen[customer] then
-    mb.seen[customer] = true
-    mb.customers[#mb.customers + 1] = customer
-  end
+  tally(mb, customer)
   for r = 1, 2 do
     local res = RES[r]
     local n = math.floor(t / width[res])
@@ -74,11 +78,7 @@ local function record(metric, campaign, t, customer)
       pending[suffix] = b
       order[#order + 1] = suffix
     end
-    b.events = b.events + 1
-    if not b.seen[customer] then
-      b.seen[customer] = true
-      b.customers[#b.customers + 1] = customer
-    end
+    tally(b, customer)
   end
   recorded = recorded + 1
 end
