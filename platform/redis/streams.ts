@@ -172,9 +172,19 @@ export interface Mark {
 
 /** The ids of a run's entries, in order. */
 export function runIds(mark: Pick<Mark, 'first' | 'count'>): string[] {
-  const [ms, seq] = mark.first.split('-') as [string, string];
-  const base = BigInt(seq);
-  return Array.from({ length: mark.count }, (_, k) => `${ms}-${base + BigInt(k)}`);
+  const dash = mark.first.indexOf('-');
+  const prefix = mark.first.slice(0, dash + 1);
+  const seq = mark.first.slice(dash + 1);
+  const ids = new Array<string>(mark.count);
+  // a cold step names a few thousand entries: sequence numbers as Numbers while exact (they nearly always are),
+  // without a BigInt per id
+  const base = Number(seq);
+  if (Number.isSafeInteger(base + mark.count)) for (let k = 0; k < mark.count; k++) ids[k] = prefix + (base + k);
+  else {
+    const big = BigInt(seq);
+    for (let k = 0; k < mark.count; k++) ids[k] = prefix + (big + BigInt(k));
+  }
+  return ids;
 }
 
 /** The last entry id of a run. */

@@ -196,6 +196,14 @@ export interface MatchedRecord {
  * Synchronous: a reader holding one record at a time (a snapshot) decides with it whether to keep the record.
  */
 export function matchRecord(item: InboundEvent, input: { topic: string; decoding: SourceDecoding; matcher: SubscriptionMatcher; tenantId: string }): MatchedRecord | null {
+  const event = tenantEventOf(item, input);
+  if (event === null) return null;
+  const [match] = input.matcher.match(input.tenantId, event);
+  return match ? { item, event, match } : null;
+}
+
+/** The record's event when it decodes and is `tenantId`'s (matchRecord's first half), else null. */
+function tenantEventOf(item: InboundEvent, input: { topic: string; decoding: SourceDecoding; tenantId: string }): CloudEventJson | null {
   let event: CloudEventJson;
   try {
     event = sourceEventOf(item, input.topic, input.decoding);
@@ -203,9 +211,7 @@ export function matchRecord(item: InboundEvent, input: { topic: string; decoding
     if (err instanceof MalformedRecordError) return null;
     throw err;
   }
-  if (event.tenantid !== input.tenantId) return null;
-  const [match] = input.matcher.match(input.tenantId, event);
-  return match ? { item, event, match } : null;
+  return event.tenantid === input.tenantId ? event : null;
 }
 
 /** What recordPrefilter reads of a source record: its value and its headers as the Kafka client hands them over. */
@@ -291,16 +297,18 @@ export function deriveEvent(
   item: InboundEvent,
   input: { topic: string; decoding: SourceDecoding; matcher: SubscriptionMatcher; tenantId: string; replay?: string; references?: ReferenceReader },
 ): DerivedEvent | null | Promise<DerivedEvent | null> {
-  const matched = matchRecord(item, input);
-  if (matched === null) return null;
+  // matchRecord's steps, without its object: a cold read derives thousands of records a step
+  const event = tenantEventOf(item, input);
+  if (event === null) return null;
+  const match = input.matcher.match(input.tenantId, event)[0];
+  if (match === undefined) return null;
   const offset = item.position?.offset ?? '';
-  const { event } = matched;
-  if (!matched.match.transform) {
+  if (!match.transform) {
     const json = item.bytes !== undefined && !input.replay ? item.bytes : storedText(event, item.json ?? JSON.stringify(event), input.replay);
     return { offset, type: event.type, json };
   }
   // as route() stores it; an event its transform fails on again was set aside then, not appended
-  return appendedText(matched, input.replay, input.references).then((json) => (json === null ? null : { offset, type: event.type, json }));
+  return appendedText({ item, event, match }, input.replay, input.references).then((json) => (json === null ? null : { offset, type: event.type, json }));
 }
 
 export interface AppendTotals {

@@ -107,15 +107,20 @@ function matcherOver(entryFor: (tenantId: string) => TenantEntry | undefined): S
     // one budget per event for all of the tenant's subscriptions: however many it has, an event costs its
     // partition at most MAX_EVALUATION_STEPS of filter work (subscription-filter.ts)
     budget.steps = MAX_EVALUATION_STEPS;
-    const judge = (s: IndexedSubscription): void => {
-      const v = s.verdict(event, budget);
-      if (v === 'match') out.push(s);
-      else if (v === 'budgetExceeded') exceeded?.push(s);
-    };
-    if (typed) for (const s of typed) judge(s);
-    for (const s of entry.anyType) judge(s);
+    if (typed) judgeEach(typed, event, budget, out, exceeded);
+    judgeEach(entry.anyType, event, budget, out, exceeded);
     return out;
   };
+}
+
+/** Adds the subscriptions of `subs` that match the event to `out`, those whose filters ran out of budget to `exceeded` (no closure per event). */
+function judgeEach(subs: IndexedSubscription[], event: Record<string, unknown>, budget: EvaluationBudget, out: IndexedSubscription[], exceeded?: IndexedSubscription[]): void {
+  for (let i = 0; i < subs.length; i++) {
+    const s = subs[i]!;
+    const v = s.verdict(event, budget);
+    if (v === 'match') out.push(s);
+    else if (v === 'budgetExceeded') exceeded?.push(s);
+  }
 }
 
 /** A matcher over compiled subscriptions: by tenant, then by type (a subscription without types takes every type). */

@@ -50,12 +50,21 @@ import { createColdSource, RangeGoneError, type ColdSource, type PartitionRange 
 export class ByteArena {
   #buf: Buffer | null = null;
   #at = 0;
+  /** a copy too large for the arena, in a buffer of its own */
+  #big: Buffer | null = null;
 
   constructor(readonly size = 256 * 1024) {}
 
-  /** A copy of `bytes`: the buffer holding it and where it starts there. */
-  copy(bytes: Uint8Array): { buf: Buffer; start: number } {
-    if (bytes.length > this.size >>> 2) return { buf: Buffer.from(bytes), start: 0 };
+  /**
+   * Copies `bytes` in; returns where the copy starts in `held`, the buffer holding it (until the next copy). No
+   * object per copy: a cold step copies thousands.
+   */
+  copy(bytes: Uint8Array): number {
+    if (bytes.length > this.size >>> 2) {
+      this.#big = Buffer.from(bytes);
+      return 0;
+    }
+    this.#big = null;
     if (this.#buf === null || this.#at + bytes.length > this.#buf.length) {
       this.#buf = Buffer.allocUnsafeSlow(this.size);
       this.#at = 0;
@@ -63,8 +72,14 @@ export class ByteArena {
     const start = this.#at;
     this.#buf.set(bytes, start);
     this.#at += bytes.length;
-    return { buf: this.#buf, start };
+    return start;
   }
+
+  /** the buffer that holds the last copy */
+  get held(): Buffer {
+    return this.#big ?? this.#buf!;
+  }
+
 }
 
 /**
@@ -80,7 +95,8 @@ export class ColdEntry implements StreamEntry {
   readonly byteLength: number = 0;
 
   constructor(
-    readonly cursor: string,
+    /** its id; a cold step derives an entry before it knows which of its run's ids is its own, and sets it then */
+    public cursor: string,
     readonly type: string,
     json: string | Buffer,
     arena?: ByteArena,
@@ -88,9 +104,10 @@ export class ColdEntry implements StreamEntry {
     if (typeof json === 'string') this.#event = json;
     else {
       // a copy: the record's value is a view of the whole fetch response, which entries read ahead would keep
-      const held = arena ? arena.copy(json) : { buf: Buffer.from(json), start: 0 };
-      this.#buf = held.buf;
-      this.#start = held.start;
+      if (arena) {
+        this.#start = arena.copy(json);
+        this.#buf = arena.held;
+      } else this.#buf = Buffer.from(json);
       this.byteLength = json.length;
     }
   }
@@ -432,7 +449,9 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
         const runs = hole > 0 ? marks.slice(0, hole) : marks;
         // each run's events, matched with its own spec; a partition's runs in offset order
         // per run, its records' events in offset order (derived as they arrive; a transform's evaluation is async)
-        const results = new Map<Mark, (DerivedEvent | Promise<DerivedEvent | null>)[]>(runs.map((m) => [m, []]));
+        // a record's bytes go into the arena as it is derived (its entry's id is set once the run's are known), so
+        // that nothing of the fetch response outlives the record's turn
+        const results = new Map<Mark, (ColdEntry | Promise<DerivedEvent | null>)[]>(runs.map((m) => [m, []]));
         const byField = new Map<string, Mark[]>();
         for (const m of runs) {
           const list = byField.get(m.field);
@@ -467,8 +486,10 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
             { topic: range.topic, partition: range.partition, offset: m.offset },
           );
           const derived = deriveEvent(record, { topic: range.topic, decoding, matcher: matcher.matcher, tenantId, references, replay: run.replay || undefined });
-          if (derived instanceof Promise) derived.catch(() => {}); // awaited below, once the step's records are read
-          if (derived !== null) results.get(run)!.push(derived);
+          if (derived instanceof Promise) {
+            derived.catch(() => {}); // awaited below, once the step's records are read
+            results.get(run)!.push(derived);
+          } else if (derived !== null) results.get(run)!.push(new ColdEntry('', derived.type, derived.json, arena));
         };
         source ??= await takeSource(tenantId);
         try {
@@ -483,10 +504,13 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
         }
         const out: StreamEntry[] = [];
         for (const run of runs) {
-          const events: DerivedEvent[] = [];
+          const events: ColdEntry[] = [];
           for (const derived of results.get(run)!) {
-            const e = derived instanceof Promise ? await derived : derived;
-            if (e !== null) events.push(e);
+            if (!(derived instanceof Promise)) events.push(derived);
+            else {
+              const e = await derived;
+              if (e !== null) events.push(new ColdEntry('', e.type, e.json, arena));
+            }
           }
           if (events.length !== run.count) {
             mismatched.inc();
@@ -503,7 +527,11 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
               else k = mid + 1;
             }
           }
-          for (; k < n; k++) out.push(new ColdEntry(ids[k]!, events[k]!.type, events[k]!.json, arena));
+          for (; k < n; k++) {
+            const e = events[k]!;
+            e.cursor = ids[k]!;
+            out.push(e);
+          }
         }
         return { entries: out, through: lastIdOf(runs[runs.length - 1]!) };
       }

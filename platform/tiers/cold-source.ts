@@ -90,10 +90,10 @@ export async function createColdSource(opts: ColdSourceOptions): Promise<ColdSou
   /** per partition, the offset the consumer reads next, when known */
   const next = new Map<string, bigint>();
   /**
-   * per partition, the records of its last batch past the range it ended (from `at` on), for a range starting
+   * per partition, the records of its last batch past the range it ended, for a range starting
    * at or after `from` and before `next` (offsets in [from, next) that are not among them are not in the log)
    */
-  const rest = new Map<string, { messages: KafkaMessage[]; at: number; from: bigint; next: bigint }>();
+  const rest = new Map<string, { messages: KafkaMessage[]; from: bigint; next: bigint }>();
   /** Hands the records of `messages` from `at` on that `w` wants, in order; the index of the first past its range. */
   const hand = (w: Want, messages: KafkaMessage[], at: number): number => {
     const { range, onRecord, to } = w;
@@ -149,7 +149,8 @@ export async function createColdSource(opts: ColdSourceOptions): Promise<ColdSou
       const past = hand(w, messages, 0);
       const through = BigInt(batch.lastOffset());
       next.set(field, through + 1n);
-      if (past < messages.length) rest.set(field, { messages, at: past, from: w.range.to + 1n, next: through + 1n });
+      // only the records not handed yet: those handed die young rather than being kept (and promoted) with them
+      if (past < messages.length) rest.set(field, { messages: messages.slice(past), from: w.range.to + 1n, next: through + 1n });
       if (through >= w.range.to) finish(field);
       else touch(field);
     },
@@ -186,8 +187,8 @@ export async function createColdSource(opts: ColdSourceOptions): Promise<ColdSou
               const kept = rest.get(field);
               rest.delete(field);
               if (kept && kept.from <= range.from && range.from < kept.next) {
-                const past = hand(w, kept.messages, kept.at);
-                if (past < kept.messages.length) rest.set(field, { ...kept, at: past, from: range.to + 1n });
+                const past = hand(w, kept.messages, 0);
+                if (past < kept.messages.length) rest.set(field, { messages: kept.messages.slice(past), from: range.to + 1n, next: kept.next });
                 if (kept.next > range.to) {
                   clearTimeout(w.idle);
                   resolve();
