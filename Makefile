@@ -3,7 +3,7 @@
 
 deps:
 	bash scripts/install-system.sh
-	[ -d node_modules ] || npm ci --no-audit --no-fund
+	bash scripts/npm-deps.sh
 	bash scripts/kafka.sh fetch
 
 run: deps
@@ -20,7 +20,7 @@ typecheck:
 
 # pioneer-consumer as one executable for linux-x64 that needs no Node.js where it runs (consumer-sdk/README.md)
 consumer-binary:
-	[ -d node_modules ] && [ ! package-lock.json -nt node_modules/.package-lock.json ] || npm ci --no-audit --no-fund
+	bash scripts/npm-deps.sh
 	bash consumer-sdk/scripts/build-binary.sh consumer-sdk/dist-bin
 
 clean:

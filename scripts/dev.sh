@@ -8,7 +8,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 bash scripts/install-system.sh
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
+bash scripts/npm-deps.sh
 bash scripts/kafka.sh fetch
 npm run build --silent -w consumer-sdk   # the consumer CLI the demo runs
 

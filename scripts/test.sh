@@ -17,9 +17,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 bash scripts/install-system.sh || exit 1
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund || exit 1
-fi
+bash scripts/npm-deps.sh || exit 1
 bash scripts/kafka.sh fetch || exit 1
 
 if [ "${KEEP_DEPS:-}" = 1 ]; then RUN="$ROOT/.run/test-deps"; else RUN="$ROOT/.run/test-$$"; fi
