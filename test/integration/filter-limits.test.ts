@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { compileFilters } from '../../platform/filters/subscription-filter.ts';
 import {
-  api, cloudEvent, createTenant, createTopic, kafkaClient, produce, randomName, readSse, routeEnv, startPlatform, structuredMessage, waitFor, type TestPlatform,
+  api, cloudEvent, createTenant, createTopic, kafkaClient, produce, randomName, readSse, routeEnv, startPlatform, structuredMessage, waitFor, subscribeFromStart, type TestPlatform,
 } from '../support/helpers.ts';
 
 /**
@@ -170,7 +170,7 @@ test("an event a subscription's filters cannot judge within the work budget is d
   const consumer = kafkaClient().consumer({ groupId: randomName('dlq') });
   const got: { reason: string; subscription: string }[] = [];
   await consumer.connect();
-  await consumer.subscribe({ topic: `${topic}.dlq`, fromBeginning: true });
+  await subscribeFromStart(consumer, `${topic}.dlq`);
   await consumer.run({
     eachMessage: async ({ message }) => {
       if (message.value?.toString().includes(marker)) {

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Consumer } from 'kafkajs';
 import { decodeKafkaRecord, headersToStrings } from '../../platform/events/kafka-binding.ts';
 import type { CloudEventJson } from '../../platform/events/cloudevent.ts';
-import { api, createTenant, createTopic, kafkaClient, randomName, sleep, startPlatform, waitFor, type TestPlatform } from '../support/helpers.ts';
+import { api, createTenant, createTopic, kafkaClient, randomName, sleep, startPlatform, waitFor, type TestPlatform, subscribeFromStart } from '../support/helpers.ts';
 
 const STRUCTURED = 'application/cloudevents+json';
 const BATCH = 'application/cloudevents-batch+json';
@@ -92,7 +92,7 @@ before(async () => {
   b = await createTenant(p.url('subscriptions'), p.adminKey);
   consumer = kafkaClient().consumer({ groupId: randomName('ingest-test'), sessionTimeout: 6000 });
   await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
+  await subscribeFromStart(consumer, topic);
   await consumer.run({
     eachMessage: async ({ partition, message }) => {
       const headers = headersToStrings(message.headers);

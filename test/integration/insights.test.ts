@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { api, createTenant, createTopic, deps, kafkaClient, produce, randomName, startPlatform, waitFor, type TestPlatform } from '../support/helpers.ts';
+import { api, createTenant, createTopic, deps, kafkaClient, produce, randomName, startPlatform, waitFor, type TestPlatform, subscribeFromStart } from '../support/helpers.ts';
 import { adRecord, Expected, HOUR, MINUTE, sessions, type AdEvent, type Metric } from './insights-sessions.ts';
 
 const topic = randomName('insights');
@@ -140,7 +140,7 @@ async function readDeadLetters(count: number) {
   const consumer = kafkaClient().consumer({ groupId: randomName('dlq') });
   const got: { reason: string; kind: string; value: string }[] = [];
   await consumer.connect();
-  await consumer.subscribe({ topic: dlq, fromBeginning: true });
+  await subscribeFromStart(consumer, dlq);
   await consumer.run({
     eachMessage: async ({ message }) => {
       got.push({ reason: message.headers!['pioneer-error']!.toString(), kind: message.headers!['pioneer-error-kind']?.toString() ?? '', value: message.value?.toString() ?? '' });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRedis, appendEventsArgs, appendKeys } from '../../platform/redis/client.ts';
 import { keys } from '../../platform/redis/keys.ts';
-import { createTopic, deps, kafkaClient, produce, randomName, redisClient, waitFor } from '../support/helpers.ts';
+import { createTopic, deps, kafkaClient, produce, randomName, redisClient, waitFor, subscribeFromStart } from '../support/helpers.ts';
 
 test('a message produced to the real broker is consumed back, keyed and with its headers', async () => {
   const topic = randomName('smoke');
@@ -13,7 +13,7 @@ test('a message produced to the real broker is consumed back, keyed and with its
   ]);
   const consumer = kafkaClient().consumer({ groupId: randomName('g') });
   await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
+  await subscribeFromStart(consumer, topic);
   const seen: { key: string; value: string; type?: string }[] = [];
   await consumer.run({
     eachMessage: async ({ message }) => {

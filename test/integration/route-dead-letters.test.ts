@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  api, cloudEvent, createTenant, createTopic, kafkaClient, produce, randomName, startPlatform, structuredMessage, waitFor, type TestPlatform,
+  api, cloudEvent, createTenant, createTopic, kafkaClient, produce, randomName, startPlatform, structuredMessage, waitFor, subscribeFromStart, type TestPlatform,
 } from '../support/helpers.ts';
 
 let p: TestPlatform;
@@ -27,7 +27,7 @@ async function readDeadLetters(count: number) {
   const consumer = kafkaClient().consumer({ groupId: randomName('dlq') });
   const got: { reason: string; value: string; offset?: string }[] = [];
   await consumer.connect();
-  await consumer.subscribe({ topic: dlq, fromBeginning: true });
+  await subscribeFromStart(consumer, dlq);
   await consumer.run({
     eachMessage: async ({ message }) => {
       got.push({ reason: message.headers!['pioneer-error']!.toString(), value: message.value?.toString() ?? '', offset: message.headers!['pioneer-source-offset']?.toString() });
@@ -102,7 +102,7 @@ test("a record whose tenantid names no tenant goes to the dead-letter topic; a t
   const consumer = kafkaClient().consumer({ groupId: randomName('dlq') });
   const got: { reason: string; value: string }[] = [];
   await consumer.connect();
-  await consumer.subscribe({ topic: dlq, fromBeginning: true });
+  await subscribeFromStart(consumer, dlq);
   await consumer.run({
     eachMessage: async ({ message }) => {
       const value = message.value?.toString() ?? '';

@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Message } from 'kafkajs';
 import {
-  api, cloudEvent, createTenant, createTopic, kafkaClient, produce, randomName, redisClient, routeEnv, sleep, startPlatform, structuredMessage, waitFor, type TestPlatform,
+  api, cloudEvent, createTenant, createTopic, kafkaClient, produce, randomName, redisClient, routeEnv, sleep, startPlatform, structuredMessage, waitFor, subscribeFromStart, type TestPlatform,
 } from '../support/helpers.ts';
 import { countReferences, readReference } from '../../platform/reference/store.ts';
 import type { PioneerRedis } from '../../platform/redis/client.ts';
@@ -33,7 +33,7 @@ before(async () => {
     PIONEER_REFERENCE_MAX_RECORD_BYTES: '256',
   });
   await dlqReader.connect();
-  await dlqReader.subscribe({ topic: dlq, fromBeginning: true });
+  await subscribeFromStart(dlqReader, dlq);
   await dlqReader.run({
     eachMessage: async ({ message }) => {
       if (message.headers?.['pioneer-dead-lettered-by']?.toString() !== 'reference') return;

@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel, Partitioners, type Message } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Consumer, type Message } from 'kafkajs';
 import { Redis } from 'ioredis';
 import { startLocalHost, type LocalHost } from '../../adapters/local/host.ts';
 import { functionsNamed } from '../../functions/registry.ts';
@@ -107,6 +107,23 @@ export async function produce(topic: string, messages: Message[], brokers = deps
     }
   } finally {
     await producer.disconnect();
+  }
+}
+
+/**
+ * Subscribes `consumer` to `topic` from its beginning. On a cluster the broker asked for the topic's metadata may
+ * not know a topic created a moment ago (as in produce): a subscription refused for that is tried again, for up to 15 s.
+ */
+export async function subscribeFromStart(consumer: Consumer, topic: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return await consumer.subscribe({ topic, fromBeginning: true });
+    } catch (err) {
+      const type = (err as { type?: string }).type;
+      if ((type !== 'UNKNOWN_TOPIC_OR_PARTITION' && type !== 'LEADER_NOT_AVAILABLE') || Date.now() > deadline) throw err;
+      await sleep(200);
+    }
   }
 }
 
