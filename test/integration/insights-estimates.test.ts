@@ -30,6 +30,10 @@ const settings: ApplySettings = {
 const at = { topic: 'src', partition: 0 };
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `customer-${from + i}`);
 
+/** Impressions of campaign "camp" by `list`'s customers at `timeMs`, from source offset `from` on. */
+const impressions = (from: number, timeMs: number, list: string[]): TenantRecord[] =>
+  list.map((customerId, k) => ({ offset: BigInt(from + k), flowMinute: 0, type: 'ad.impression', watermarkAfter: timeMs, event: { kind: 'i', timeMs, customerId, campaignId: 'camp', ref: '' } }));
+
 /** What Redis' HyperLogLog estimates for exactly `customers` (added to a scratch key of its own). */
 async function hllOf(customers: string[]): Promise<number> {
   const key = randomName('hll-reference');
@@ -93,11 +97,9 @@ test('buckets written before the hash layout are read beside it: their counter, 
   };
   await old(b1, range(0, 120), true);
   await old(b2, range(0, 300), false);
-  const records = (from: number, timeMs: number, list: string[]): TenantRecord[] =>
-    list.map((customerId, k) => ({ offset: BigInt(from + k), flowMinute: 0, type: 'ad.impression', watermarkAfter: timeMs, event: { kind: 'i', timeMs, customerId, campaignId: 'camp', ref: '' } }));
 
-  assert.equal((await applyTenantRecords(redis, tenant, at, null, records(0, t, range(100, 170)), settings)).applied, true);
-  assert.equal((await applyTenantRecords(redis, tenant, at, '70', records(70, t + HOUR, range(290, 310)), settings)).applied, true);
+  assert.equal((await applyTenantRecords(redis, tenant, at, null, impressions(0, t, range(100, 170)), settings)).applied, true);
+  assert.equal((await applyTenantRecords(redis, tenant, at, '70', impressions(70, t + HOUR, range(290, 310)), settings)).applied, true);
   const [first, second, both] = await readFigures(redis, tenant, 'camp', 'impressions', [[b1], [b2], [b1, b2]]);
   assert.deepEqual(first, { value: 170, events: 120 + 70, estimate: false }, 'the old set and the hash: their exact union');
   assert.deepEqual(second, { value: await hllOf(range(0, 310)), events: 300 + 20, estimate: true }, 'the old HyperLogLog and the hash: estimated together');
@@ -123,10 +125,8 @@ test("minute buckets written as a hash of their own are read beside the hour's m
   };
   await minuteHash(m1, range(0, 50), false);
   await minuteHash(m2, range(0, 300), true);
-  const records = (from: number, timeMs: number, list: string[]): TenantRecord[] =>
-    list.map((customerId, k) => ({ offset: BigInt(from + k), flowMinute: 0, type: 'ad.impression', watermarkAfter: timeMs, event: { kind: 'i', timeMs, customerId, campaignId: 'camp', ref: '' } }));
-  assert.equal((await applyTenantRecords(redis, tenant, at, null, records(0, t, range(40, 60)), settings)).applied, true);
-  assert.equal((await applyTenantRecords(redis, tenant, at, '20', records(20, t + 60_000, range(290, 310)), settings)).applied, true);
+  assert.equal((await applyTenantRecords(redis, tenant, at, null, impressions(0, t, range(40, 60)), settings)).applied, true);
+  assert.equal((await applyTenantRecords(redis, tenant, at, '20', impressions(20, t + 60_000, range(290, 310)), settings)).applied, true);
   const [first, second, both] = await readFigures(redis, tenant, 'camp', 'impressions', [[m1], [m2], [m1, m2]]);
   assert.deepEqual(first, { value: 60, events: 50 + 20, estimate: false }, 'the old minute hash and the hour of minutes: their exact union');
   assert.deepEqual(second, { value: await hllOf(range(0, 310)), events: 300 + 20, estimate: true }, 'the old HyperLogLog and the hour of minutes: estimated together');
