@@ -77,7 +77,7 @@ CLUSTER_FILES_DEFAULT="test/integration/kafka-redis.test.ts test/integration/str
   test/integration/order-once.test.ts test/integration/gateway.test.ts test/integration/gateway-limits.test.ts test/integration/ingest.test.ts
   test/integration/export-replay.test.ts test/integration/route-dead-letters.test.ts test/integration/subscriptions-api.test.ts
   test/integration/filter-limits.test.ts test/integration/tiers.test.ts test/integration/insights.test.ts test/integration/insights-crash.test.ts
-  test/integration/transform-lookups.test.ts test/integration/subscription-changes.test.ts test/integration/insights-retention.test.ts test/cluster/failover.test.ts test/cluster/replication.test.ts"
+  test/integration/transform-lookups.test.ts test/integration/subscription-changes.test.ts test/integration/insights-retention.test.ts test/cluster/failover.test.ts test/cluster/replication.test.ts test/cluster/cold-failover.test.ts"
 cluster=${CLUSTER:-}
 [ -z "$cluster" ] && { [ -n "${TEST_FILES:-}" ] && cluster=0 || cluster=1; }
 if [ "$cluster" = 1 ]; then

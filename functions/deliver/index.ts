@@ -10,7 +10,6 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { commonSchema, env, requireRedis } from '../../platform/config/env.ts';
 import { coldReadsSchema, sourceSchema } from '../../platform/config/source.ts';
-import { createKafka, kafkaSecurity } from '../../platform/kafka/client.ts';
 import { tieredStreamsFor } from '../../platform/tiers/cold-reader.ts';
 import { defineFunction } from '../../platform/runtime/contract.ts';
 import { createApp } from '../../platform/http/app.ts';
@@ -90,8 +89,7 @@ export default defineFunction({
         deadLetters: counter(metrics, 'pioneer_deliver_dead_letters_total', 'Events moved to dead letters after their retry schedule'),
       },
     });
-    const kafka = createKafka({ brokers: cfg.PIONEER_KAFKA_BROKERS, clientId: `${cfg.PIONEER_KAFKA_CLIENT_ID}-deliver`, log, ...kafkaSecurity(cfg) });
-    const tiered = tieredStreamsFor(cfg, { redis, kafka, store: subs, log, metrics, user: 'deliver' });
+    const tiered = tieredStreamsFor(cfg, { redis, store: subs, log, metrics, user: 'deliver' });
     const scheduler = createLaneScheduler({
       tiered,
       store: subs,

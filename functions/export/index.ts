@@ -16,7 +16,7 @@ import { createApp, readJson } from '../../platform/http/app.ts';
 import { parseOrThrow } from '../../platform/http/problem.ts';
 import { HttpError } from '../../platform/errors.ts';
 import { createRedis, redisReachable } from '../../platform/redis/client.ts';
-import { createKafka, kafkaProbe, kafkaSecurity } from '../../platform/kafka/client.ts';
+import { createKafka, fetchOptions, kafkaProbe, kafkaSecurity } from '../../platform/kafka/client.ts';
 import { createTenantStore } from '../../platform/store/tenants.ts';
 import { createSubscriptionStore, type Subscription } from '../../platform/store/subscriptions.ts';
 import { authenticate, type TenantContext } from '../../platform/auth/authenticate.ts';
@@ -81,7 +81,7 @@ export default defineFunction({
     const subs = createSubscriptionStore(redis);
     const recordTtlMs = cfg.PIONEER_EXPORT_TTL_HOURS * 3600_000;
     // an export reaches back as far as a reader does: older than the hot window, from the source topics
-    const tiered = tieredStreamsFor(cfg, { redis, kafka, store: subs, log, metrics, user: 'export' });
+    const tiered = tieredStreamsFor(cfg, { redis, store: subs, log, metrics, user: 'export' });
     const exporter = createExporter({
       redis, tiered, log: log.child({ component: 'exports' }), dir: cfg.PIONEER_EXPORT_DIR, pageSize: cfg.PIONEER_EXPORT_PAGE, leaseMs: cfg.PIONEER_EXPORT_LEASE_MS, recordTtlMs,
     });
@@ -90,7 +90,7 @@ export default defineFunction({
       decoding: decodingOf(cfg), limits: bufferLimitsOf(cfg), leaseMs: cfg.PIONEER_EXPORT_LEASE_MS, recordTtlMs,
     });
     const snapshots = createSnapshotter({
-      redis, kafka, log: log.child({ component: 'snapshots' }), exporter, dir: cfg.PIONEER_EXPORT_DIR, topics: cfg.PIONEER_SOURCE_TOPICS,
+      redis, kafka, fetch: fetchOptions(cfg, `${cfg.PIONEER_KAFKA_CLIENT_ID}-export-snapshots`), log: log.child({ component: 'snapshots' }), exporter, dir: cfg.PIONEER_EXPORT_DIR, topics: cfg.PIONEER_SOURCE_TOPICS,
       decoding: decodingOf(cfg), snapshotTypes: cfg.PIONEER_SNAPSHOT_TYPES, settleMs: cfg.PIONEER_SNAPSHOT_SETTLE_MS,
       memoryBytes: cfg.PIONEER_SNAPSHOT_MEMORY_MB * 1024 * 1024, maxRunning: cfg.PIONEER_SNAPSHOTS_MAX, leaseMs: cfg.PIONEER_EXPORT_LEASE_MS, recordTtlMs,
       loadSubscription: (tenantId, subId) => findSubscription(subs, tenantId, subId),

@@ -8,8 +8,9 @@
  *   cut     read the route's positions R (pioneer:route:pos, next offset to process per source partition), then
  *           in one MULTI the stream's head H and the subscription's positions S ({t:T}:pos:<sub>, last offset
  *           appended); per partition the last offset the snapshot includes is X = max(S, R - 1)
- *   read    each partition of the state topic (or of every source topic) from its earliest offset to X, with one
- *           Kafka consumer of the job's own (platform/tiers/cold-source.ts), four partitions at a time; each record
+ *   read    each partition of the state topic (or of every source topic) from its earliest offset to X, fetched
+ *           straight from the leaders by a cold source of the job's own (platform/tiers/cold-source.ts), four
+ *           partitions at a time; each record
  *           decoded and matched exactly as the route does (route-core `matchRecord`: tenant, types, source,
  *           filters); per key (the Kafka record key, else the event's `partitionkey`) the newest match is kept; a
  *           tombstone (a record without value) deletes its key
@@ -36,7 +37,8 @@
  * tenant. Progress is saved in the export's record while it runs. A crash mid-job: the leases expire, the export
  * reads as failed (interrupted), its temp file is removed, and a new snapshot can start.
  */
-import type { Kafka, KafkaMessage } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
+import type { PartitionFetchOptions } from '../../platform/kafka/partition-fetch.ts';
 import { HttpError } from '../../platform/errors.ts';
 import { newId } from '../../platform/ids.ts';
 import { activeSnapshotLease, exportLease, saveExport } from '../../platform/jobs/records.ts';
@@ -48,7 +50,7 @@ import { appendedText, matchRecord, recordPrefilter, type MatchedRecord } from '
 import { createReferenceLookups } from '../../platform/reference/lookups.ts';
 import { decodeKafkaRecord, headersToStrings } from '../../platform/events/kafka-binding.ts';
 import type { SourceDecoding } from '../../platform/events/route-decoding.ts';
-import { createColdSource, RangeGoneError, type ColdSource, type PartitionRange } from '../../platform/tiers/cold-source.ts';
+import { createColdSource, RangeGoneError, type BatchRecord, type ColdSource, type PartitionRange } from '../../platform/tiers/cold-source.ts';
 import { compileSubscription, matcherOf } from '../../platform/store/subscription-index.ts';
 import type { Subscription } from '../../platform/store/subscriptions.ts';
 import type { Logger } from '../../platform/telemetry/logger.ts';
@@ -58,6 +60,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 export interface SnapshotterOptions {
   redis: PioneerRedis;
   kafka: Kafka;
+  /** the brokers and settings the partitions are read with, straight from their leaders */
+  fetch: PartitionFetchOptions;
   log: Logger;
   exporter: Exporter;
   dir: string;
@@ -248,7 +252,7 @@ export function createSnapshotter(opts: SnapshotterOptions) {
     };
     let count = 0;
     let setAside = 0;
-    const source: ColdSource = await createColdSource({ kafka, topics: readTopics, groupPrefix: 'pioneer-snapshot', maxBytesPerPartition: 2 * 1024 * 1024 });
+    const source: ColdSource = await createColdSource({ kafka: opts.fetch, maxBytesPerPartition: 2 * 1024 * 1024 });
     let failure: ((err: Error) => void) | null = null;
 
     let held = 0;
@@ -256,7 +260,7 @@ export function createSnapshotter(opts: SnapshotterOptions) {
     async function readGroup(group: PartitionRange[]): Promise<Map<string, Kept>[]> {
       const kept = new Map<string, Map<string, Kept>>(group.map((r) => [positionField(r.topic, r.partition), new Map()]));
       let over = false;
-      const onRecord = (range: PartitionRange, m: KafkaMessage) => {
+      const onRecord = (range: PartitionRange, m: BatchRecord, offset: number) => {
         progress.records_read++;
         if (over) return;
         const field = positionField(range.topic, range.partition);
@@ -273,7 +277,7 @@ export function createSnapshotter(opts: SnapshotterOptions) {
         }
         // a record that cannot name the tenant is another tenant's: skipped before it is parsed
         if (!mayMatch(range.topic, m)) return;
-        const item = decodeKafkaRecord({ key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp }, { topic: range.topic, partition: range.partition, offset: m.offset });
+        const item = decodeKafkaRecord({ key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp }, { topic: range.topic, partition: range.partition, offset: String(offset) });
         const matched = matchRecord(item, { topic: range.topic, decoding, matcher, tenantId });
         if (!matched || (types !== null && !types.has(matched.event.type))) return;
         const k = key ?? (typeof matched.event['partitionkey'] === 'string' ? (matched.event['partitionkey'] as string) : null);

@@ -10,7 +10,6 @@ import { z } from 'zod';
 import type { Context } from 'hono';
 import { commonSchema, env, requireRedis } from '../../platform/config/env.ts';
 import { coldReadsSchema, sourceSchema } from '../../platform/config/source.ts';
-import { createKafka, kafkaSecurity } from '../../platform/kafka/client.ts';
 import { ColdEntry, tieredStreamsFor, type TieredReader } from '../../platform/tiers/cold-reader.ts';
 import { defineFunction } from '../../platform/runtime/contract.ts';
 import { createApp } from '../../platform/http/app.ts';
@@ -111,8 +110,7 @@ export default defineFunction({
     });
     const tenants = createTenantStore(redis);
     const subs = createSubscriptionStore(redis);
-    const kafka = createKafka({ brokers: cfg.PIONEER_KAFKA_BROKERS, clientId: `${cfg.PIONEER_KAFKA_CLIENT_ID}-gateway`, log, ...kafkaSecurity(cfg) });
-    const tiered = tieredStreamsFor(cfg, { redis, kafka, store: subs, log, metrics, user: 'gateway' });
+    const tiered = tieredStreamsFor(cfg, { redis, store: subs, log, metrics, user: 'gateway' });
     const open = gauge(metrics, 'pioneer_gateway_sse_connections', 'Open SSE connections');
     const sent = counter(metrics, 'pioneer_gateway_events_sent_total', 'Events sent to clients', ['mode']);
     const flow = createFlowCounter(redis, 'delivered');

@@ -8,6 +8,7 @@ import { Kafka, logLevel, type KafkaConfig, type LogEntry } from 'kafkajs';
 import type { SASLOptions } from '@platformatic/kafka';
 import type { Logger } from '../telemetry/logger.ts';
 import { ConfigError, type CommonConfig } from '../config/env.ts';
+import type { PartitionFetchOptions } from './partition-fetch.ts';
 import { kafkajsClient } from './kafkajs-client.ts';
 import { platformaticClient } from './platformatic-client.ts';
 import type { KafkaAdmin, KafkaClient, RecordProducer } from './types.ts';
@@ -50,6 +51,11 @@ export function platformaticSecurity(cfg: KafkaSecurityConfig): { tls?: Record<s
     ...(ssl ? { tls: {} } : {}),
     ...(credentials ? { sasl: { mechanism: credentials.mechanism.toUpperCase() as SASLOptions['mechanism'], username: credentials.username, password: credentials.password } } : {}),
   };
+}
+
+/** The brokers, client id and TLS/SASL settings of `cfg` for reading partitions straight from their leaders (partition-fetch.ts). */
+export function fetchOptions(cfg: KafkaSecurityConfig & Pick<CommonConfig, 'PIONEER_KAFKA_BROKERS'>, clientId: string): PartitionFetchOptions {
+  return { brokers: cfg.PIONEER_KAFKA_BROKERS, clientId, ...platformaticSecurity(cfg) };
 }
 
 export function createKafka(opts: { brokers: string[]; clientId: string; log: Logger } & Partial<KafkaConfig>): Kafka {

@@ -18,14 +18,16 @@
  * reference records up (`$lookup`) reads them as they are now, not as they were when the route appended the event:
  * a record changed since changes the event derived again (docs/transforms.md).
  *
- * A reader that goes cold holds one ColdSource (a Kafka consumer) until it is back in the hot window or closed;
- * an instance holds at most `maxSources` at once, and a reader past that answers ColdReadsBusyError (503); one
- * tenant's readers hold at most `maxSourcesPerTenant` of them, and its reader past that answers
- * ColdReadsLimitError (429), so that one tenant reading far back on many streams cannot leave every other
- * tenant's old cursors without a source.
+ * A reader that goes cold holds one ColdSource (its connections to the partitions' leaders, and a fetch per
+ * partition) until it is back in the hot window or closed; an instance holds at most `maxSources` at once, and a
+ * reader past that answers ColdReadsBusyError (503); one tenant's readers hold at most `maxSourcesPerTenant` of
+ * them, and its reader past that answers ColdReadsLimitError (429), so that one tenant reading far back on many
+ * streams cannot leave every other tenant's old cursors without a source.
  */
-import type { Kafka, KafkaMessage } from 'kafkajs';
 import type { z } from 'zod';
+import type { CommonConfig } from '../config/env.ts';
+import { fetchOptions } from '../kafka/client.ts';
+import type { PartitionFetchOptions } from '../kafka/partition-fetch.ts';
 import { decodingOf, type coldReadsSchema, type sourceSchema } from '../config/source.ts';
 import { CursorExpiredError, HttpError } from '../errors.ts';
 import { decodeKafkaRecord, headersToStrings } from '../events/kafka-binding.ts';
@@ -40,7 +42,7 @@ import { compileSubscription, matcherOf, type SubscriptionMatcher } from '../sto
 import type { SubscriptionStore } from '../store/subscriptions.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { counter, gauge, histogram, type Registry } from '../telemetry/metrics.ts';
-import { createColdSource, RangeGoneError, type ColdSource, type PartitionRange } from './cold-source.ts';
+import { createColdSource, RangeGoneError, type BatchRecord, type ColdSource, type PartitionRange } from './cold-source.ts';
 
 /**
  * Copies of records' bytes, made into large buffers one after another rather than into a buffer of each record's
@@ -130,7 +132,7 @@ export class ColdEntry implements StreamEntry {
 /** A kept spec of a subscription: its matcher, and which records may match it (told from their bytes). */
 interface SpecMatcher {
   matcher: SubscriptionMatcher;
-  mayMatch: (topic: string, record: KafkaMessage) => boolean;
+  mayMatch: (topic: string, record: BatchRecord) => boolean;
 }
 
 export interface TieredPage {
@@ -179,15 +181,13 @@ export class ColdReadsLimitError extends HttpError {
 
 export interface TieredStreamsOptions {
   redis: Redis;
-  kafka: Kafka;
-  topics: readonly string[];
+  /** the brokers and settings the cold sources fetch with */
+  kafka: PartitionFetchOptions;
   decoding: SourceDecoding;
   store: SubscriptionStore;
   log: Logger;
   metrics: Registry;
-  /** the consumer group prefix of the cold sources */
-  groupPrefix: string;
-  /** cold sources (Kafka consumers) this instance holds at most */
+  /** cold sources this instance holds at most */
   maxSources: number;
   /** cold sources the readers of one tenant hold at most (default: all of maxSources) */
   maxSourcesPerTenant?: number;
@@ -202,18 +202,18 @@ export interface TieredStreamsOptions {
 
 /** The tiered streams of a function that reads subscription streams (`user` names its consumer groups), from its configuration. */
 export function tieredStreamsFor(
-  cfg: z.infer<typeof sourceSchema> & z.infer<typeof coldReadsSchema> & { PIONEER_KAFKA_CLIENT_ID: string },
-  deps: { redis: Redis; kafka: Kafka; store: SubscriptionStore; log: Logger; metrics: Registry; user: string },
+  cfg: z.infer<typeof sourceSchema> & z.infer<typeof coldReadsSchema> & Parameters<typeof fetchOptions>[0] & Pick<CommonConfig, 'PIONEER_KAFKA_CLIENT_ID'>,
+  deps: { redis: Redis; store: SubscriptionStore; log: Logger; metrics: Registry; user: string },
 ): TieredStreams {
   return createTieredStreams({
-    redis: deps.redis, kafka: deps.kafka, store: deps.store, metrics: deps.metrics, log: deps.log.child({ component: 'cold-reads' }),
-    topics: cfg.PIONEER_SOURCE_TOPICS, decoding: decodingOf(cfg), groupPrefix: `${cfg.PIONEER_KAFKA_CLIENT_ID}-${deps.user}-cold`, maxSources: cfg.PIONEER_COLD_READS_MAX,
+    redis: deps.redis, kafka: fetchOptions(cfg, `${cfg.PIONEER_KAFKA_CLIENT_ID}-${deps.user}-cold`), store: deps.store, metrics: deps.metrics, log: deps.log.child({ component: 'cold-reads' }),
+    decoding: decodingOf(cfg), maxSources: cfg.PIONEER_COLD_READS_MAX,
     maxSourcesPerTenant: cfg.PIONEER_COLD_READS_MAX_PER_TENANT,
   });
 }
 
 export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
-  const { redis, kafka, topics, decoding, store, log, metrics, groupPrefix, maxSources, chunk = 4000, parkMs = 30_000 } = opts;
+  const { redis, kafka, decoding, store, log, metrics, maxSources, chunk = 4000, parkMs = 30_000 } = opts;
   const maxPerTenant = Math.min(opts.maxSourcesPerTenant ?? maxSources, maxSources);
   const open = new Set<ColdSource>();
   /** the tenant whose reader holds each open source, and how many each tenant holds */
@@ -259,7 +259,7 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
     held.set(tenantId, (held.get(tenantId) ?? 0) + 1);
     let source: ColdSource;
     try {
-      source = await createColdSource({ kafka, topics, groupPrefix });
+      source = await createColdSource({ kafka });
     } catch (err) {
       release(tenantId);
       throw err;
@@ -474,7 +474,7 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
           ranges.push(range);
           runsOf.set(range, { list, from, to, at: 0 });
         }
-        const onRecord = (range: PartitionRange, m: KafkaMessage, offset: number) => {
+        const onRecord = (range: PartitionRange, m: BatchRecord, offset: number) => {
           const state = runsOf.get(range)!;
           while (state.at < state.list.length && state.to[state.at]! < offset) state.at++;
           const run = state.list[state.at];
@@ -483,7 +483,7 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
           if (!matcher || !matcher.mayMatch(range.topic, m)) return;
           const record = decodeKafkaRecord(
             { key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp },
-            { topic: range.topic, partition: range.partition, offset: m.offset },
+            { topic: range.topic, partition: range.partition, offset: String(offset) },
           );
           const derived = deriveEvent(record, { topic: range.topic, decoding, matcher: matcher.matcher, tenantId, references, replay: run.replay || undefined });
           if (derived instanceof Promise) {

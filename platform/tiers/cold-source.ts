@@ -1,23 +1,25 @@
 /**
- * Reads offset ranges of source partitions for the cold tier: one kafkajs consumer of its own (a fresh group that
- * commits nothing, so it moves no other group's offsets), subscribed to the source topics with every partition
- * paused until a range asks for it. A range seeks its partition (unless the consumer stands there already, as it
- * does when ranges follow each other), resumes it, hands each record of the range to the caller in offset
- * order, and pauses it again at the range's end. A reader keeps one source while it reads cold, so the
- * consumer's join is paid once per catch-up, not per page.
+ * Reads offset ranges of source partitions for the cold tier and snapshots: fetches straight from each partition's
+ * leader (platform/kafka/partition-fetch.ts), with no consumer group (nothing to join, nothing committed, no other
+ * group's offsets moved), and each record handed to the caller in offset order as a view of the fetch's bytes
+ * (platform/kafka/record-batches.ts). The ranges of one read are fetched side by side, one fetch in flight per
+ * partition. A reader keeps one source while it reads cold, so its connections are opened once per catch-up.
  *
- * A fetch brings whole record batches, so the one that ends a range usually holds records past it: those are kept
- * (one fetch's worth per partition at most, the records kafkajs decoded already) and handed to the next range
- * of the partition when it starts where the last one ended, as a reader's next step does; the consumer then goes
- * on from where it stands, with no seek and no second fetch and decoding of the same records. A range that starts
- * elsewhere drops them and seeks.
+ * A fetch brings whole record batches, so the one that ends a range usually holds records past it: those batches'
+ * bytes are kept (one fetch's worth per partition at most) and read by the next range of the partition when it
+ * starts where the last one ended, as a reader's next step does, which then fetches on from where the kept bytes
+ * end. A range that starts elsewhere drops them.
  */
-import { randomBytes } from 'node:crypto';
-import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import { positionField } from '../redis/keys.ts';
+import { createPartitionFetcher, FetchError, type PartitionFetchOptions } from '../kafka/partition-fetch.ts';
+import { offsetAfter, readBatches, type AbortedTransaction, type BatchRecord } from '../kafka/record-batches.ts';
+
+export type { BatchRecord } from '../kafka/record-batches.ts';
 
 /** How long the partitions' earliest offsets are trusted before they are asked again. */
 const EARLIEST_TTL_MS = 5000;
+/** Kafka's OFFSET_OUT_OF_RANGE: the offset asked for is no longer (or not yet) in the log */
+const OFFSET_OUT_OF_RANGE = 1;
 
 export interface PartitionRange {
   topic: string;
@@ -43,173 +45,119 @@ export interface ColdSource {
 
 /**
  * Takes one record of a range, in offset order; `offset` is its offset as a number, exact: ranges past
- * Number.MAX_SAFE_INTEGER (2^53 - 1, some 285 years of a million records a second) are refused.
+ * Number.MAX_SAFE_INTEGER (2^53 - 1, some 285 years of a million records a second) are refused. The record's key
+ * and value are views of the fetch's bytes: copy what is kept past the call.
  */
-export type RecordHandler = (range: PartitionRange, message: KafkaMessage, offset: number) => void;
+export type RecordHandler = (range: PartitionRange, record: BatchRecord, offset: number) => void;
 
 const MAX_OFFSET = BigInt(Number.MAX_SAFE_INTEGER);
 
-interface Want {
-  range: PartitionRange;
-  onRecord: RecordHandler;
-  /** the last offset handed over (records at or before it, fetched again, are not handed twice) */
-  handed: number;
-  /** the range's last offset, as a number */
-  to: number;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-  idle: NodeJS.Timeout;
-}
-
 export interface ColdSourceOptions {
-  kafka: Kafka;
-  topics: readonly string[];
-  groupPrefix: string;
-  /** a range that brings no record for this long fails (the broker is away) */
-  idleTimeoutMs?: number;
+  /** the brokers, client id and TLS/SASL settings (platform/kafka/client.ts fetchOptions) */
+  kafka: PartitionFetchOptions;
   /**
-   * bytes fetched per partition and request: bounds what a paused partition may hold in memory (the records kept
-   * past a range are one fetch's worth). Large, so that one fetch serves a partition's share of several steps
-   * from what it kept (2 MB: about 3,000 records of 600 B, where a 4,000-event step of a subscription that gets
-   * half the records wants about 2,000 a partition of four)
+   * bytes fetched per partition and request: bounds what a partition's kept bytes may hold. Large, so that one
+   * fetch serves a partition's share of several steps from what it kept (2 MB: about 3,000 records of 600 B, where
+   * a 4,000-event step of a subscription that gets half the records wants about 2,000 a partition of four)
    */
   maxBytesPerPartition?: number;
+  /** a range that makes no progress for this long fails (its records beyond what the broker will hand) */
+  idleTimeoutMs?: number;
+}
+
+interface Kept {
+  /** the record batches past the last range (a view: the partition's one fetch is held until the next range reads it) */
+  bytes: Buffer;
+  aborted: AbortedTransaction[] | null;
+  /** the first offset the last range did not want, and the offset after the kept batches */
+  from: number;
+  next: number;
 }
 
 export async function createColdSource(opts: ColdSourceOptions): Promise<ColdSource> {
-  const { kafka, topics, idleTimeoutMs = 30_000, maxBytesPerPartition = 2 * 1024 * 1024 } = opts;
-  const consumer: Consumer = kafka.consumer({
-    groupId: `${opts.groupPrefix}-${randomBytes(6).toString('hex')}`,
-    maxBytesPerPartition,
-    maxWaitTimeInMs: 20,
-    allowAutoTopicCreation: false,
-    retry: { initialRetryTime: 200, retries: 5, maxRetryTime: 3000 },
-  });
-  const admin = kafka.admin();
-  const wants = new Map<string, Want>();
-  /** per partition, the offset the consumer reads next, when known */
-  const next = new Map<string, bigint>();
-  /**
-   * per partition, the records of its last batch past the range it ended, for a range starting
-   * at or after `from` and before `next` (offsets in [from, next) that are not among them are not in the log)
-   */
-  const rest = new Map<string, { messages: KafkaMessage[]; from: bigint; next: bigint }>();
-  /** Hands the records of `messages` from `at` on that `w` wants, in order; the index of the first past its range. */
-  const hand = (w: Want, messages: KafkaMessage[], at: number): number => {
-    const { range, onRecord, to } = w;
-    let i = at;
-    for (; i < messages.length; i++) {
-      const m = messages[i]!;
-      const offset = Number(m.offset);
-      if (offset <= w.handed) continue;
-      if (offset > to) break;
-      w.handed = offset;
-      onRecord(range, m, offset);
-    }
-    return i;
-  };
-  let crashed: unknown = null;
+  const { maxBytesPerPartition = 2 * 1024 * 1024, idleTimeoutMs = 30_000 } = opts;
+  const fetcher = createPartitionFetcher(opts.kafka);
+  /** per partition, the batches the last fetch brought past the range it ended */
+  const kept = new Map<string, Kept>();
+  const reading = new Set<string>();
   const earliest = new Map<string, bigint>();
   let earliestAt = 0;
+  let closed = false;
 
-  const finish = (field: string, err?: unknown) => {
-    const w = wants.get(field);
-    if (!w) return;
-    wants.delete(field);
-    clearTimeout(w.idle);
-    consumer.pause([{ topic: w.range.topic, partitions: [w.range.partition] }]);
-    if (err === undefined) w.resolve();
-    else w.reject(err);
-  };
-  const touch = (field: string) => {
-    const w = wants.get(field);
-    if (!w) return;
-    clearTimeout(w.idle);
-    w.idle = setTimeout(() => finish(field, new Error(`no record of ${field} arrived within ${idleTimeoutMs} ms`)), idleTimeoutMs);
-  };
-
-  consumer.on(consumer.events.CRASH, ({ payload }) => {
-    crashed = payload.error;
-    for (const field of [...wants.keys()]) finish(field, payload.error);
-  });
-
-  await Promise.all([consumer.connect(), admin.connect()]);
-  await consumer.subscribe({ topics: [...topics], fromBeginning: false });
-  await consumer.run({
-    autoCommit: false,
-    eachBatch: async ({ batch }) => {
-      const field = positionField(batch.topic, batch.partition);
-      const w = wants.get(field);
-      if (!w) {
-        consumer.pause([{ topic: batch.topic, partitions: [batch.partition] }]);
-        next.delete(field);
-        return;
+  /** Hands the range's records; resolves at its last offset or at the partition's end. */
+  async function readRange(range: PartitionRange, onRecord: RecordHandler): Promise<void> {
+    const field = positionField(range.topic, range.partition);
+    const to = Number(range.to);
+    let from = Number(range.from);
+    const hand = (record: BatchRecord, offset: number) => onRecord(range, record, offset);
+    const keep = (bytes: Buffer, past: number, aborted: AbortedTransaction[] | null, next: number) => {
+      if (past >= 0) kept.set(field, { bytes: bytes.subarray(past), aborted, from: to + 1, next });
+    };
+    const k = kept.get(field);
+    kept.delete(field);
+    if (k && k.from <= from && from < k.next) {
+      const { past } = readBatches(k.bytes, from, to, k.aborted, hand);
+      keep(k.bytes, past, k.aborted, k.next);
+      if (k.next > to) return;
+      from = k.next;
+    }
+    let progressAt = Date.now();
+    while (from <= to) {
+      if (closed) throw new Error('the cold source closed');
+      if (Date.now() - progressAt > idleTimeoutMs) throw new Error(`no record of ${field} past ${from} arrived within ${idleTimeoutMs} ms`);
+      let got;
+      try {
+        got = await fetcher.fetch(range.topic, range.partition, from, maxBytesPerPartition);
+      } catch (err) {
+        if (err instanceof FetchError && err.code === OFFSET_OUT_OF_RANGE) {
+          const low = (await fetcher.earliest(range.topic)).get(range.partition) ?? 0n;
+          if (BigInt(from) < low) throw new RangeGoneError(field, BigInt(from), low);
+          return; // past the partition's end: the range's last records are not in the log
+        }
+        throw err;
       }
-      const messages = batch.messages;
-      const past = hand(w, messages, 0);
-      const through = BigInt(batch.lastOffset());
-      next.set(field, through + 1n);
-      // only the records not handed yet: those handed die young rather than being kept (and promoted) with them
-      if (past < messages.length) rest.set(field, { messages: messages.slice(past), from: w.range.to + 1n, next: through + 1n });
-      if (through >= w.range.to) finish(field);
-      else touch(field);
-    },
-  });
-  // nothing is wanted yet: every partition waits
-  consumer.pause(topics.map((topic) => ({ topic })));
+      if (got.records === null) {
+        if (from >= got.highWatermark) return; // the partition's end: the range's last records are not in the log
+        continue;
+      }
+      const { next, past } = readBatches(got.records, from, to, got.aborted, hand);
+      const after = past >= 0 ? offsetAfter(got.records, past) : next;
+      if (after < 0) throw new Error(`${field}: a fetch at ${from} brought no whole record batch`);
+      keep(got.records, past, got.aborted, after);
+      if (after > from) progressAt = Date.now();
+      from = after;
+    }
+  }
 
   return {
     async read(ranges, onRecord) {
-      if (crashed) throw crashed;
+      if (closed) throw new Error('the cold source closed');
       // the topics' retention may have deleted a range's start: that is a cursor too old to resume (the earliest
       // offsets are asked again after EARLIEST_TTL_MS, and whenever a range starts before the ones known)
       const stale = Date.now() - earliestAt > EARLIEST_TTL_MS || ranges.some((r) => r.from < (earliest.get(positionField(r.topic, r.partition)) ?? 0n));
       if (stale) {
         for (const topic of new Set(ranges.map((r) => r.topic)))
-          for (const p of await admin.fetchTopicOffsets(topic)) earliest.set(positionField(topic, p.partition), BigInt(p.low));
+          for (const [p, low] of await fetcher.earliest(topic)) earliest.set(positionField(topic, p), low);
         earliestAt = Date.now();
       }
       for (const r of ranges) {
         const field = positionField(r.topic, r.partition);
         const low = earliest.get(field) ?? 0n;
         if (r.from < low) throw new RangeGoneError(field, r.from, low);
+        if (r.to > MAX_OFFSET) throw new Error(`${field}: offsets past ${MAX_OFFSET} are not read`);
+        if (reading.has(field)) throw new Error(`${field} is being read already`);
       }
-      await Promise.all(
-        ranges.map(
-          (range) =>
-            new Promise<void>((resolve, reject) => {
-              const field = positionField(range.topic, range.partition);
-              if (wants.has(field)) throw new Error(`${field} is being read already`);
-              if (range.to > MAX_OFFSET) throw new Error(`${field}: offsets past ${MAX_OFFSET} are not read`);
-              const w: Want = { range, onRecord, handed: Number(range.from) - 1, to: Number(range.to), resolve, reject, idle: setTimeout(() => {}, 0) };
-              // the records the last batch brought past the last range, when this one starts among them
-              let start = range.from;
-              const kept = rest.get(field);
-              rest.delete(field);
-              if (kept && kept.from <= range.from && range.from < kept.next) {
-                const past = hand(w, kept.messages, 0);
-                if (past < kept.messages.length) rest.set(field, { messages: kept.messages.slice(past), from: range.to + 1n, next: kept.next });
-                if (kept.next > range.to) {
-                  clearTimeout(w.idle);
-                  resolve();
-                  return;
-                }
-                start = kept.next;
-                w.handed = Number(start) - 1;
-              }
-              wants.set(field, w);
-              touch(field);
-              if (next.get(field) !== start) consumer.seek({ topic: range.topic, partition: range.partition, offset: String(start) });
-              next.set(field, start);
-              consumer.resume([{ topic: range.topic, partitions: [range.partition] }]);
-            }),
-        ),
-      );
+      for (const r of ranges) reading.add(positionField(r.topic, r.partition));
+      // every range ends before the read does, a failed one too: none goes on handing records after it
+      const outcomes = await Promise.allSettled(ranges.map((r) => readRange(r, onRecord)));
+      for (const r of ranges) reading.delete(positionField(r.topic, r.partition));
+      const failed = outcomes.find((o) => o.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
     },
     async close() {
-      for (const field of [...wants.keys()]) finish(field, new Error('the cold source closed'));
-      rest.clear();
-      await Promise.allSettled([consumer.disconnect(), admin.disconnect()]);
+      closed = true;
+      kept.clear();
+      await fetcher.close();
     },
   };
 }

@@ -8,7 +8,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { coldReadsSchema, sourceSchema } from '../../platform/config/source.ts';
-import { createKafka } from '../../platform/kafka/client.ts';
 import { createRedis, type PioneerRedis } from '../../platform/redis/client.ts';
 import { keys } from '../../platform/redis/keys.ts';
 import { createSubscriptionStore } from '../../platform/store/subscriptions.ts';
@@ -33,8 +32,10 @@ before(async () => {
       ...sourceSchema.parse({ PIONEER_SOURCE_TOPICS: topic }),
       ...coldReadsSchema.parse({ PIONEER_COLD_READS_MAX: '3', PIONEER_COLD_READS_MAX_PER_TENANT: '2' }),
       PIONEER_KAFKA_CLIENT_ID: randomName('cold-fair'),
+      PIONEER_KAFKA_BROKERS: deps().brokers.split(','),
+      PIONEER_KAFKA_SSL: false,
     },
-    { redis, kafka: createKafka({ brokers: deps().brokers.split(','), clientId: randomName('cold-fair'), log }), store: createSubscriptionStore(redis), log, metrics: new Registry(), user: 'test' },
+    { redis, store: createSubscriptionStore(redis), log, metrics: new Registry(), user: 'test' },
   );
 });
 after(async () => {
