@@ -15,10 +15,11 @@
  * posts one record per request, commits it once answered 2xx, and a non-2xx answer only brings the same record
  * back, so asking it to redeliver would never reach the records before it. Its batches are marked not seekable,
  * and for those the route restores the interval itself before it routes the record in hand: it reads the
- * partition from the rewind point up to that record from Kafka (platform/kafka/partition-range.ts, a reader of
- * its own that commits nothing) and routes it through the same path, chunk by chunk. Appends are once-only per
- * subscription and source offset, so whatever survived in Redis is skipped; the route's position moves with each
- * chunk, so a restore cut short (the trigger's timeout) goes on from there when the trigger retries the record.
+ * partition from the rewind point up to that record from Kafka (platform/tiers/cold-source.ts, fetched straight
+ * from the leader: no group, nothing committed) and routes it through the same path, RESTORE_CHUNK records at a
+ * time. Appends are once-only per subscription and source offset, so whatever survived in Redis is skipped; the
+ * route's position moves with each chunk, so a restore cut short (the trigger's timeout) goes on from there when
+ * the trigger retries the record.
  */
 import { z } from 'zod';
 import { commonSchema, env, requireRedis } from '../../platform/config/env.ts';
@@ -26,17 +27,20 @@ import { defineFunction } from '../../platform/runtime/contract.ts';
 import { createApp } from '../../platform/http/app.ts';
 import { createRedis, redisReachable } from '../../platform/redis/client.ts';
 import { readRoutePosition, writeRoutePosition } from '../../platform/routing/positions.ts';
-import { createKafka, kafkaProbe, createProducer, ensureTopics, kafkaSecurity } from '../../platform/kafka/client.ts';
+import { createKafka, fetchOptions, kafkaProbe, createProducer, ensureTopics, kafkaSecurity } from '../../platform/kafka/client.ts';
 import { createSubscriptionStore } from '../../platform/store/subscriptions.ts';
 import { createSubscriptionIndex } from '../../platform/store/subscription-index.ts';
 import { counter, histogram } from '../../platform/telemetry/metrics.ts';
 import type { BatchResult, EventBatch, InboundEvent } from '../../platform/events/inbound.ts';
 import { decodeKafkaRecord, headersToStrings } from '../../platform/events/kafka-binding.ts';
-import { readPartitionRange } from '../../platform/kafka/partition-range.ts';
+import { createColdSource } from '../../platform/tiers/cold-source.ts';
 import { bufferLimitsOf, bufferSchema, decodingOf, sourceSchema } from '../../platform/config/source.ts';
 import { createRouteCore } from '../../platform/routing/route-core.ts';
 import { createFlowCounter } from '../../platform/insights/flow.ts';
 import { createReferenceLookups, REFERENCE_CACHE_MS } from '../../platform/reference/lookups.ts';
+
+/** records a restore routes at a time: the route's position moves after each chunk */
+const RESTORE_CHUNK = 1000n;
 
 const config = commonSchema.extend({
   ...sourceSchema.shape,
@@ -107,13 +111,24 @@ export default defineFunction({
      */
     async function restore(topic: string, partition: number, from: string, until: string): Promise<void> {
       log.warn({ topic, partition, from, until }, 'the trigger cannot rewind: reading the interval from Kafka and routing it again');
-      await readPartitionRange(kafka, { topic, partition, from, until, groupPrefix: `${cfg.PIONEER_ROUTE_GROUP}.restore` }, async (messages) => {
-        const events = messages.map((m) =>
-          decodeKafkaRecord({ key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp }, { topic, partition, offset: m.offset }),
-        );
-        await routeRecords(topic, partition, events, messages[messages.length - 1]!.offset);
-        received.inc({ topic }, events.length);
-      });
+      const source = await createColdSource({ kafka: fetchOptions(cfg, `${cfg.PIONEER_KAFKA_CLIENT_ID}-route-restore`) });
+      try {
+        const last = BigInt(until) - 1n;
+        for (let start = BigInt(from); start <= last; start += RESTORE_CHUNK) {
+          const to = start + RESTORE_CHUNK - 1n < last ? start + RESTORE_CHUNK - 1n : last;
+          const events: InboundEvent[] = [];
+          let through = '';
+          await source.read([{ topic, partition, from: start, to }], (_range, m, offset) => {
+            through = String(offset);
+            events.push(decodeKafkaRecord({ key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp }, { topic, partition, offset: through }));
+          });
+          if (events.length === 0) continue; // compacted or deleted away
+          await routeRecords(topic, partition, events, through);
+          received.inc({ topic }, events.length);
+        }
+      } finally {
+        await source.close();
+      }
     }
 
     async function handle(batch: EventBatch): Promise<BatchResult | void> {
