@@ -24,7 +24,7 @@ import { asDependencyUnavailable, DependencyUnavailableError, HttpError, Pioneer
 import { createRedis, type PioneerRedis, redisReachable } from '../../platform/redis/client.ts';
 import { lookupEvent, recordEvents, releaseEvents, reserveEvents, type EventRef, type IngestRecord } from '../../platform/ingest/dedup.ts';
 import { takeTokens as takeBucketTokens } from '../../platform/ingest/rate-limit.ts';
-import { createKafka, ensureTopics, kafkaSecurity } from '../../platform/kafka/client.ts';
+import { createKafka, ensureTopics, kafkaProbe, kafkaSecurity } from '../../platform/kafka/client.ts';
 import { encodeStructured } from '../../platform/events/kafka-binding.ts';
 import type { CloudEventJson } from '../../platform/events/cloudevent.ts';
 import { createTenantStore } from '../../platform/store/tenants.ts';
@@ -94,11 +94,16 @@ export default defineFunction({
     const leaseMs = cfg.PIONEER_INGEST_PRODUCE_TIMEOUT_MS + kafkaSettings.sendBoundMs;
     const windowSeconds = cfg.PIONEER_INGEST_DEDUP_WINDOW_SECONDS;
 
+    const probe = kafkaProbe(kafka);
     const app = createApp({
       name: 'ingest',
       log,
       metrics,
-      ready: async () => ({ redis: await redisReachable(redis), kafka: producer.connected }),
+      // the producer's own state says connected while the brokers are gone: a metadata request answers for them
+      ready: async () => {
+        const [r, kafkaUp] = await Promise.all([redisReachable(redis), probe.reachable()]);
+        return { redis: r, kafka: producer.connected && kafkaUp };
+      },
     });
     app.use('/v1/*', authenticate(tenants));
 
@@ -286,6 +291,7 @@ export default defineFunction({
       name: 'ingest',
       app,
       async close() {
+        await probe.close();
         await producer.disconnect().catch(() => {});
         await redis.quit().catch(() => redis.disconnect());
       },

@@ -344,7 +344,7 @@ test('Redis cut and black-holed: SSE and webhooks lose, duplicate and reorder no
   assert.equal(receiver.received.length, flow.total(), 'webhooks: nothing else');
 });
 
-test('Kafka cut and black-holed under the route: SSE loses, repeats and reorders nothing; the route /readyz names kafka meanwhile', { timeout: 180000 }, async (t) => {
+test('Kafka cut and black-holed under the route: SSE loses, repeats and reorders nothing; the route and ingest /readyz name kafka meanwhile', { timeout: 180000 }, async (t) => {
   const t0 = Date.now();
   const phase = (what: string) => t.diagnostic(`${(Date.now() - t0) / 1000} s: ${what}`);
   const { proxy, direct } = await kafkaBroker;
@@ -353,9 +353,10 @@ test('Kafka cut and black-holed under the route: SSE loses, repeats and reorders
   cleanups.push(() => redis.stop());
   const topic = randomName('cuts-kafka');
   await createTopic(topic, 4, direct);
-  const names = ['subscriptions', 'route', 'gateway'];
+  const names = ['subscriptions', 'route', 'gateway', 'ingest'];
   const env = platformEnv({
     ...routeEnv(topic),
+    PIONEER_INGEST_TOPIC: topic,
     PIONEER_REDIS_URL: redis.url,
     PIONEER_KAFKA_BROKERS: proxy.address,
     ...Object.fromEntries(names.map((n) => [`PIONEER_${n.toUpperCase()}_PORT`, '0'])),
@@ -373,8 +374,8 @@ test('Kafka cut and black-holed under the route: SSE loses, repeats and reorders
   const flow = startFlow(direct, topic, tenant.id);
   cleanups.push(() => flow.stop());
   await waitFor(() => reader.got.length >= 30, { timeout: 30000, message: 'the flow at the SSE reader' });
-  const route = { route: fns.urls['route']! };
-  assert.equal((await readyz(route.route)).status, 200, 'the route is ready before the faults');
+  const route = { route: fns.urls['route']!, ingest: fns.urls['ingest']! };
+  for (const [name, base] of Object.entries(route)) assert.equal((await readyz(base)).status, 200, `${name} is ready before the faults`);
   assert.ok(proxy.open > 0, 'the route reaches Kafka through the proxy');
 
   const windows: { label: string; startedAt: number; healedAt: number }[] = [];
