@@ -252,7 +252,10 @@ export function createSnapshotter(opts: SnapshotterOptions) {
     };
     let count = 0;
     let setAside = 0;
-    const source: ColdSource = await createColdSource({ kafka: opts.fetch, maxBytesPerPartition: 2 * 1024 * 1024 });
+    const source: ColdSource = await createColdSource({
+      kafka: { ...opts.fetch, onRetry: (r) => slog.warn(r, 'a snapshot fetch failed and is tried again (a broker away, a leader moving)') },
+      maxBytesPerPartition: 2 * 1024 * 1024,
+    });
     let failure: ((err: Error) => void) | null = null;
 
     let held = 0;

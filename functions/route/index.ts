@@ -111,7 +111,9 @@ export default defineFunction({
      */
     async function restore(topic: string, partition: number, from: string, until: string): Promise<void> {
       log.warn({ topic, partition, from, until }, 'the trigger cannot rewind: reading the interval from Kafka and routing it again');
-      const source = await createColdSource({ kafka: fetchOptions(cfg, `${cfg.PIONEER_KAFKA_CLIENT_ID}-route-restore`) });
+      const source = await createColdSource({
+        kafka: { ...fetchOptions(cfg, `${cfg.PIONEER_KAFKA_CLIENT_ID}-route-restore`), onRetry: (r) => log.warn(r, 'a restore fetch failed and is tried again (a broker away, a leader moving)') },
+      });
       try {
         const last = BigInt(until) - 1n;
         for (let start = BigInt(from); start <= last; start += RESTORE_CHUNK) {

@@ -25,6 +25,8 @@ export interface PartitionFetchOptions {
   maxWaitMs?: number;
   connectTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /** told of each failed attempt that is tried again (a failover in progress, a lost connection) */
+  onRetry?: (info: { topic: string; partition: number; error: string; waitMs: number }) => void;
 }
 
 export interface FetchedRecords {
@@ -135,6 +137,7 @@ export function createPartitionFetcher(opts: PartitionFetchOptions): PartitionFe
         return await attempt(await connect(broker.host, broker.port));
       } catch (err) {
         if (err instanceof FetchError || Date.now() + wait > deadline) throw err;
+        opts.onRetry?.({ topic, partition, error: (err as Error).message, waitMs: wait });
         if (broker && !(err instanceof RetriableFetchError)) drop(broker.host, broker.port);
         leaders.delete(`${topic}/${partition}`);
         await new Promise((resolve) => setTimeout(resolve, wait));

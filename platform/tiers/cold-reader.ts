@@ -259,7 +259,9 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
     held.set(tenantId, (held.get(tenantId) ?? 0) + 1);
     let source: ColdSource;
     try {
-      source = await createColdSource({ kafka });
+      source = await createColdSource({
+        kafka: { ...kafka, onRetry: (r) => log.warn({ ...r, tenant: tenantId }, 'a cold read fetch failed and is tried again (a broker away, a leader moving)') },
+      });
     } catch (err) {
       release(tenantId);
       throw err;
