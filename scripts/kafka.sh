@@ -23,6 +23,9 @@
 # that bootstraps there goes through the proxy, not only the first). The broker then also listens on a second
 # port of its own, advertised as itself, which it uses for itself and which `start` and `address` print: a
 # client that bootstraps there reaches the broker around the proxy.
+# KAFKA_SASL_PLAIN=USER:PASSWORD (one broker, read when DIR is first started): clients authenticate with SASL/PLAIN
+# as USER on PORT; the broker then also listens without authentication on a port of its own, which it uses for
+# itself and which `start` and `address` print (tests create topics and produce there).
 # A DIR that was started before keeps its ports and data: starting it again is a restart.
 set -euo pipefail
 
@@ -52,7 +55,7 @@ java_cmd() { # DIR MAINCLASS ARGS...
     -cp "$LIBS/*" "$@"
 }
 
-address() { # the DIRECT listener when the broker has one (KAFKA_ADVERTISED_PORT), else PLAINTEXT
+address() { # the DIRECT listener when the broker has one (KAFKA_ADVERTISED_PORT, KAFKA_SASL_PLAIN), else PLAINTEXT
   local line
   line=$(sed -n 's/^advertised.listeners=//p' "$1/server.properties")
   case "$line" in *DIRECT://*) line=${line##*DIRECT://} ;; *) line=${line#PLAINTEXT://} ;; esac
@@ -75,6 +78,7 @@ configure() { # DIR PORT
   cport=$(node "$ROOT/scripts/free-port.mjs")
   write_properties "$dir" 1 "$port" "$cport" "1@127.0.0.1:$cport" 1
   if [ -n "${KAFKA_ADVERTISED_PORT:-}" ]; then advertise "$dir" "$port" "$cport" "$KAFKA_ADVERTISED_PORT"; fi
+  if [ -n "${KAFKA_SASL_PLAIN:-}" ]; then sasl_plain "$dir" "$port" "$cport" "$KAFKA_SASL_PLAIN"; fi
   format "$dir" "$(new_cluster_id)"
 }
 
@@ -87,6 +91,22 @@ advertise() { # DIR PORT CONTROLLER_PORT ADVERTISED_PORT: PORT advertised as ADV
     -e "s|^inter.broker.listener.name=.*|inter.broker.listener.name=DIRECT|" \
     -e "s|^listener.security.protocol.map=.*|listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,DIRECT:PLAINTEXT|" \
     "$dir/server.properties"
+}
+
+sasl_plain() { # DIR PORT CONTROLLER_PORT USER:PASSWORD: SASL/PLAIN on PORT, and a DIRECT listener without it
+  local dir=$1 port=$2 cport=$3 user=${4%%:*} password=${4#*:} dport
+  [ "$user" != "$4" ] && [ -n "$user" ] && [ -n "$password" ] || die "KAFKA_SASL_PLAIN must be USER:PASSWORD"
+  dport=$(node "$ROOT/scripts/free-port.mjs")
+  sed -i \
+    -e "s|^listeners=.*|listeners=SASL://127.0.0.1:$port,DIRECT://127.0.0.1:$dport,CONTROLLER://127.0.0.1:$cport|" \
+    -e "s|^advertised.listeners=.*|advertised.listeners=SASL://127.0.0.1:$port,DIRECT://127.0.0.1:$dport|" \
+    -e "s|^inter.broker.listener.name=.*|inter.broker.listener.name=DIRECT|" \
+    -e "s|^listener.security.protocol.map=.*|listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL:SASL_PLAINTEXT,DIRECT:PLAINTEXT|" \
+    "$dir/server.properties"
+  cat >> "$dir/server.properties" <<PROPS
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$user="$password";
+PROPS
 }
 
 write_properties() { # DIR NODE_ID PORT CONTROLLER_PORT VOTERS REPLICAS

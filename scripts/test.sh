@@ -63,7 +63,7 @@ run_tests "$RUN/tap-$$.txt" $files || status=1
 # settings) with the second Kafka client; the rest of the suite runs on the default
 KAFKA_CLIENT_FILES_DEFAULT="test/integration/adapters.test.ts test/integration/kafka-restart.test.ts test/integration/order-once.test.ts
   test/integration/route-dead-letters.test.ts test/integration/redis-crash.test.ts test/integration/graceful-shutdown.test.ts
-  test/unit/kafka-security.test.ts"
+  test/unit/kafka-security.test.ts test/integration/kafka-sasl.test.ts"
 clients=${KAFKA_CLIENTS:-}
 [ -z "$clients" ] && { [ -n "${TEST_FILES:-}" ] && clients=0 || clients=1; }
 if [ "$clients" = 1 ]; then

@@ -110,8 +110,10 @@ export function createPartitionFetcher(opts: PartitionFetchOptions): PartitionFe
         for (const t of md.topics) for (const p of t.partitions) if (t.name) leaders.set(`${t.name}/${p.partitionIndex}`, p.leaderId);
         return;
       } catch (err) {
-        lastError = err;
         drop(b.host, b.port);
+        // the other brokers take the same credentials
+        if (refusedCredentials(err)) throw credentialsError(err, b);
+        lastError = err;
       }
     }
     throw lastError ?? new Error('no Kafka broker is configured');
@@ -136,6 +138,8 @@ export function createPartitionFetcher(opts: PartitionFetchOptions): PartitionFe
         broker = await leaderOf(topic, partition);
         return await attempt(await connect(broker.host, broker.port));
       } catch (err) {
+        // refused credentials do not get better by asking again
+        if (refusedCredentials(err)) throw err instanceof CredentialsError ? err : credentialsError(err, broker);
         if (err instanceof FetchError || Date.now() + wait > deadline) throw err;
         opts.onRetry?.({ topic, partition, error: (err as Error).message, waitMs: wait });
         if (broker && !(err instanceof RetriableFetchError)) drop(broker.host, broker.port);
@@ -194,6 +198,22 @@ export function createPartitionFetcher(opts: PartitionFetchOptions): PartitionFe
 }
 
 class RetriableFetchError extends Error {}
+
+/** The broker refused the SASL credentials: not tried again. */
+export class CredentialsError extends Error {}
+
+function credentialsError(err: unknown, broker: { host: string; port: number } | undefined): CredentialsError {
+  return new CredentialsError(`Kafka${broker ? ` at ${broker.host}:${broker.port}` : ''} refused the credentials (PIONEER_KAFKA_SASL_*): ${refusedCredentials(err)}`, { cause: err });
+}
+
+/** The SASL failure's message when `err` (or what caused it) is one, else null. */
+function refusedCredentials(err: unknown): string | null {
+  for (let e = err as { code?: string; message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (e instanceof CredentialsError) return e.message;
+    if (e.code === 'PLT_KFK_AUTHENTICATION') return e.message ?? 'SASL authentication failed';
+  }
+  return null;
+}
 
 /**
  * Fetch v12's response for one partition: throttle_time_ms, error_code, session_id, then per topic its name and

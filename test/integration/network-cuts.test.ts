@@ -19,12 +19,11 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Partitioners, type Producer } from 'kafkajs';
 import {
-  ROOT, api, cloudEvent, createTenant, createTopic, deps, kafkaClient, killProcess, platformEnv, randomName, readSse, routeEnv, sleep,
+  ROOT, api, cloudEvent, createTenant, createTopic, deps, freePort, kafkaClient, killProcess, platformEnv, randomName, readSse, routeEnv, sleep,
   spawnFunctions, structuredMessage, waitFor,
 } from '../support/helpers.ts';
 import { deliverEnv, ownRedis, startReceiver, subscribe, type Receiver } from './deliver-receiver.ts';
@@ -48,14 +47,6 @@ const cleanups: (() => Promise<unknown> | unknown)[] = [];
 after(async () => {
   for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch(() => {});
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
 
 /**
  * The file's Kafka broker, started at once so that it boots (~15-25 s) while the Redis test runs: its PLAINTEXT
