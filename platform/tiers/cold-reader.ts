@@ -165,6 +165,9 @@ export interface TieredStreams {
   close(): Promise<void>;
 }
 
+/** events a reader's first cold step derives at most (its later steps take more, up to the chunk) */
+const FIRST_STEP = 250;
+
 /** Too many readers of this instance read from the source topics at once. */
 export class ColdReadsBusyError extends HttpError {
   constructor(max: number) {
@@ -412,6 +415,11 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
 
       /** marks a cold step reads (at most a chunk's worth of one-event runs), from how many the last step took */
       const maxMarks = Math.max(1, Math.ceil(chunk / 4));
+      /**
+       * events a step derives at most: a reader's first step is small, so that its first page goes out without
+       * waiting for a whole chunk to be derived; each step after it takes four times as many, up to `chunk`
+       */
+      let stepSize = Math.min(chunk, FIRST_STEP);
       let markCount = Math.min(maxMarks, 32);
       /** where the entries of this reader's cold steps keep their records' bytes */
       const arena = new ByteArena();
@@ -426,19 +434,20 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
         }
       }
 
-      /** The entries after `after` of the runs after `from` (at most `chunk` events' worth), and the last id those runs hold. */
+      /** The entries after `after` of the runs after `from` (at most `stepSize` events' worth), and the last id those runs hold. */
       async function coldRuns(from: string, after: string): Promise<{ entries: StreamEntry[]; through: string } | null> {
         const marks: Mark[] = [];
         let total = 0;
         const read = await marksAfter(redis, { tenantId, subId, after: from, count: markCount });
         for (const m of read) {
-          if (marks.length > 0 && total + m.count > chunk) break;
+          if (marks.length > 0 && total + m.count > stepSize) break;
           marks.push(m);
           total += m.count;
         }
         // the next step asks for as many marks as this one took and a few more (runs are a few hundred events
         // long while the route is busy), twice as many when it took every one it read and stayed under the chunk
-        markCount = read.length === markCount && marks.length === read.length && total < chunk ? Math.min(maxMarks, markCount * 2) : Math.min(maxMarks, marks.length + 8);
+        markCount = read.length === markCount && marks.length === read.length && total < stepSize ? Math.min(maxMarks, markCount * 2) : Math.min(maxMarks, marks.length + 8);
+        stepSize = Math.min(chunk, stepSize * 4);
         if (marks.length === 0) return null;
         const hole = marks.findIndex((m) => m.field === '');
         if (hole === 0) {
