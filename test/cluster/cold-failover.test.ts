@@ -9,9 +9,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  api, cloudEvent, createTenant, createTopic, deps, produce, randomName, redisClient, routeEnv, sleep, startPlatform, structuredMessage, waitFor,
+  api, cloudEvent, createTenant, createTopic, deps, leaveHotWindow, produce, randomName, redisClient, routeEnv, sleep, startPlatform, structuredMessage,
 } from '../support/helpers.ts';
-import { keys } from '../../platform/redis/keys.ts';
 import { compareIds } from '../../platform/redis/streams.ts';
 import { CLUSTER_PASS, kafkaLeaderFault } from './faults.ts';
 
@@ -36,17 +35,10 @@ if (CLUSTER_PASS && deps().cluster) {
         return structuredMessage(cloudEvent(t.id, 'pay', { seq: Math.floor(n / KEYS), pad: 'x'.repeat(200) }, { subject: key, partitionkey: key }));
       });
       await produce(topic, messages);
-      // every event appended (the marks count them: the hot window trims the stream as the route appends)
-      const appended = async () => {
-        let n = 0;
-        for (const [, fields] of await redis.xrange(keys.marks(t.id, sub), '-', '+')) n += Number(fields[fields.indexOf('n') + 1]);
-        return n;
-      };
-      await waitFor(async () => (await appended()) >= KEYS * PER_KEY || undefined, { timeout: 90_000, message: 'every event appended' });
-      await sleep(1500);
-      // an append after the window moved on trims the rest from Redis
-      await produce(topic, [structuredMessage(cloudEvent(t.id, 'pay', { seq: PER_KEY }, { subject: 'k0', partitionkey: 'k0' }))]);
-      await waitFor(async () => (await redis.xlen(keys.stream(t.id, sub))) < 10 || undefined, { timeout: 30_000, message: 'the events trimmed from Redis' });
+      await leaveHotWindow(redis, {
+        tenantId: t.id, subId: sub, count: KEYS * PER_KEY, topic,
+        last: structuredMessage(cloudEvent(t.id, 'pay', { seq: PER_KEY }, { subject: 'k0', partitionkey: 'k0' })),
+      });
 
       const got: { id: string; key: string; seq: number }[] = [];
       let cursor: string | null = null;

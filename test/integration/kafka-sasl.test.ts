@@ -13,10 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  ROOT, api, cloudEvent, createTenant, createTopic, freePort, produce, randomName, redisClient, routeEnv, sleep, startPlatform, structuredMessage, waitFor,
+  ROOT, api, cloudEvent, createTenant, createTopic, freePort, leaveHotWindow, produce, randomName, redisClient, routeEnv, sleep, startPlatform, structuredMessage,
   type TestPlatform,
 } from '../support/helpers.ts';
-import { keys } from '../../platform/redis/keys.ts';
 
 const run = promisify(execFile);
 const kafkaDir = mkdtempSync(join(tmpdir(), 'pioneer-kafka-sasl-'));
@@ -57,16 +56,11 @@ test('a broker that asks for SASL/PLAIN: the route consumes and the cold tier fe
     }),
     direct,
   );
-  // the route consumed every event through the authenticated listener (the marks count what it appended)
-  const appended = async () => {
-    let n = 0;
-    for (const [, fields] of await redis.xrange(keys.marks(t.id, sub), '-', '+')) n += Number(fields[fields.indexOf('n') + 1]);
-    return n;
-  };
-  await waitFor(async () => (await appended()) >= KEYS * PER_KEY || undefined, { timeout: 90_000, message: 'every event appended by the route' });
-  await sleep(1500);
-  await produce(topic, [structuredMessage(cloudEvent(t.id, 'pay', { seq: PER_KEY }, { subject: 'k0', partitionkey: 'k0' }))], direct);
-  await waitFor(async () => (await redis.xlen(keys.stream(t.id, sub))) < 10 || undefined, { timeout: 30_000, message: 'the events trimmed from Redis' });
+  // the route consumed every event through the authenticated listener
+  await leaveHotWindow(redis, {
+    tenantId: t.id, subId: sub, count: KEYS * PER_KEY, topic, brokers: direct,
+    last: structuredMessage(cloudEvent(t.id, 'pay', { seq: PER_KEY }, { subject: 'k0', partitionkey: 'k0' })),
+  });
 
   // the cold tier reads them back through the same listener
   const got: { key: string; seq: number }[] = [];

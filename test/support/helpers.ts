@@ -17,6 +17,7 @@ import { functionsNamed } from '../../functions/registry.ts';
 import { generateApiKey } from '../../platform/auth/api-keys.ts';
 import { createLogger } from '../../platform/telemetry/logger.ts';
 import { createRedis, type RedisTarget } from '../../platform/redis/client.ts';
+import { keys } from '../../platform/redis/keys.ts';
 import { createKafkaClient, ensureTopics } from '../../platform/kafka/client.ts';
 import type { KafkaClient, KafkaClientKind } from '../../platform/kafka/types.ts';
 
@@ -222,6 +223,26 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((r) => server.close(() => r()));
   return port;
+}
+
+/**
+ * Waits until the route appended `count` events to a subscription (its marks count them: a one-second hot window,
+ * PIONEER_STREAM_HOT_SECONDS=1, trims the stream as the route appends), then produces `last` once the window has
+ * moved past them, and waits until that append trimmed them from Redis: they are served from the cold tier then.
+ */
+export async function leaveHotWindow(
+  redis: Redis,
+  o: { tenantId: string; subId: string; count: number; topic: string; last: Message; brokers?: string },
+): Promise<void> {
+  const appended = async () => {
+    let n = 0;
+    for (const [, fields] of await redis.xrange(keys.marks(o.tenantId, o.subId), '-', '+')) n += Number(fields[fields.indexOf('n') + 1]);
+    return n;
+  };
+  await waitFor(async () => (await appended()) >= o.count || undefined, { timeout: 90_000, message: `${o.count} events appended by the route` });
+  await sleep(1500);
+  await produce(o.topic, [o.last], o.brokers);
+  await waitFor(async () => (await redis.xlen(keys.stream(o.tenantId, o.subId))) < 10 || undefined, { timeout: 30_000, message: 'the events trimmed from Redis' });
 }
 
 /** Calls the API: JSON in, { status, body, headers } out. */
