@@ -48,9 +48,8 @@ import { compareIds, snapshot } from '../../platform/redis/streams.ts';
 import { readRoutePositions } from '../../platform/routing/positions.ts';
 import { appendedText, matchRecord, recordPrefilter, type MatchedRecord } from '../../platform/routing/route-core.ts';
 import { createReferenceLookups } from '../../platform/reference/lookups.ts';
-import { decodeKafkaRecord, headersToStrings } from '../../platform/events/kafka-binding.ts';
 import type { SourceDecoding } from '../../platform/events/route-decoding.ts';
-import { createColdSource, RangeGoneError, type BatchRecord, type ColdSource, type PartitionRange } from '../../platform/tiers/cold-source.ts';
+import { createColdSource, decodeRangeRecord, RangeGoneError, type BatchRecord, type ColdSource, type PartitionRange } from '../../platform/tiers/cold-source.ts';
 import { compileSubscription, matcherOf } from '../../platform/store/subscription-index.ts';
 import type { Subscription } from '../../platform/store/subscriptions.ts';
 import type { Logger } from '../../platform/telemetry/logger.ts';
@@ -280,7 +279,7 @@ export function createSnapshotter(opts: SnapshotterOptions) {
         }
         // a record that cannot name the tenant is another tenant's: skipped before it is parsed
         if (!mayMatch(range.topic, m)) return;
-        const item = decodeKafkaRecord({ key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp }, { topic: range.topic, partition: range.partition, offset: String(offset) });
+        const item = decodeRangeRecord(range, m, offset);
         const matched = matchRecord(item, { topic: range.topic, decoding, matcher, tenantId });
         if (!matched || (types !== null && !types.has(matched.event.type))) return;
         const k = key ?? (typeof matched.event['partitionkey'] === 'string' ? (matched.event['partitionkey'] as string) : null);

@@ -32,8 +32,7 @@ import { createSubscriptionStore } from '../../platform/store/subscriptions.ts';
 import { createSubscriptionIndex } from '../../platform/store/subscription-index.ts';
 import { counter, histogram } from '../../platform/telemetry/metrics.ts';
 import type { BatchResult, EventBatch, InboundEvent } from '../../platform/events/inbound.ts';
-import { decodeKafkaRecord, headersToStrings } from '../../platform/events/kafka-binding.ts';
-import { createColdSource } from '../../platform/tiers/cold-source.ts';
+import { createColdSource, decodeRangeRecord } from '../../platform/tiers/cold-source.ts';
 import { bufferLimitsOf, bufferSchema, decodingOf, sourceSchema } from '../../platform/config/source.ts';
 import { createRouteCore } from '../../platform/routing/route-core.ts';
 import { createFlowCounter } from '../../platform/insights/flow.ts';
@@ -120,9 +119,9 @@ export default defineFunction({
           const to = start + RESTORE_CHUNK - 1n < last ? start + RESTORE_CHUNK - 1n : last;
           const events: InboundEvent[] = [];
           let through = '';
-          await source.read([{ topic, partition, from: start, to }], (_range, m, offset) => {
+          await source.read([{ topic, partition, from: start, to }], (range, m, offset) => {
             through = String(offset);
-            events.push(decodeKafkaRecord({ key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp }, { topic, partition, offset: through }));
+            events.push(decodeRangeRecord(range, m, offset));
           });
           if (events.length === 0) continue; // compacted or deleted away
           await routeRecords(topic, partition, events, through);

@@ -201,7 +201,10 @@ export function readBatches(
             const hLength = varint(buf, recordEnd);
             const hValue = hLength < 0 ? Buffer.alloc(0) : buf.subarray(at, (at += hLength));
             const had = headers[name];
-            headers[name] = had === undefined ? hValue : Array.isArray(had) ? [...had, hValue] : [had, hValue];
+            // a name repeated n times costs n steps, not n^2: the record's producer chooses n
+            if (had === undefined) headers[name] = hValue;
+            else if (Array.isArray(had)) had.push(hValue);
+            else headers[name] = [had, hValue];
           }
         }
         if (at > recordEnd) throw new CorruptBatchError('a record runs past its length');

@@ -30,7 +30,6 @@ import { fetchOptions } from '../kafka/client.ts';
 import type { PartitionFetchOptions } from '../kafka/partition-fetch.ts';
 import { decodingOf, type coldReadsSchema, type sourceSchema } from '../config/source.ts';
 import { CursorExpiredError, HttpError } from '../errors.ts';
-import { decodeKafkaRecord, headersToStrings } from '../events/kafka-binding.ts';
 import type { SourceDecoding } from '../events/route-decoding.ts';
 import type { Redis } from '../redis/client.ts';
 import {
@@ -42,7 +41,7 @@ import { compileSubscription, matcherOf, type SubscriptionMatcher } from '../sto
 import type { SubscriptionStore } from '../store/subscriptions.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { counter, gauge, histogram, type Registry } from '../telemetry/metrics.ts';
-import { createColdSource, RangeGoneError, type BatchRecord, type ColdSource, type PartitionRange } from './cold-source.ts';
+import { createColdSource, decodeRangeRecord, RangeGoneError, type BatchRecord, type ColdSource, type PartitionRange } from './cold-source.ts';
 
 /**
  * Copies of records' bytes, made into large buffers one after another rather than into a buffer of each record's
@@ -492,10 +491,7 @@ export function createTieredStreams(opts: TieredStreamsOptions): TieredStreams {
           if (!run || offset < state.from[state.at]!) return; // between runs: no event of this subscription
           const matcher = matchers.get(run);
           if (!matcher || !matcher.mayMatch(range.topic, m)) return;
-          const record = decodeKafkaRecord(
-            { key: m.key, value: m.value, headers: headersToStrings(m.headers), timestamp: m.timestamp },
-            { topic: range.topic, partition: range.partition, offset: String(offset) },
-          );
+          const record = decodeRangeRecord(range, m, offset);
           const derived = deriveEvent(record, { topic: range.topic, decoding, matcher: matcher.matcher, tenantId, references, replay: run.replay || undefined });
           if (derived instanceof Promise) {
             derived.catch(() => {}); // awaited below, once the step's records are read

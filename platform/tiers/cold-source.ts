@@ -11,6 +11,8 @@
  * end. A range that starts elsewhere drops them.
  */
 import { positionField } from '../redis/keys.ts';
+import { decodeKafkaRecord, headersToStrings } from '../events/kafka-binding.ts';
+import type { InboundEvent } from '../events/inbound.ts';
 import { createPartitionFetcher, FetchError, type PartitionFetchOptions } from '../kafka/partition-fetch.ts';
 import { offsetAfter, readBatches, type AbortedTransaction, type BatchRecord } from '../kafka/record-batches.ts';
 
@@ -52,6 +54,14 @@ export type RecordHandler = (range: PartitionRange, record: BatchRecord, offset:
 
 const MAX_OFFSET = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** A record a range handed, decoded as the route decodes what its trigger hands it (its key and value stay views). */
+export function decodeRangeRecord(range: PartitionRange, record: BatchRecord, offset: number): InboundEvent {
+  return decodeKafkaRecord(
+    { key: record.key, value: record.value, headers: headersToStrings(record.headers), timestamp: record.timestamp },
+    { topic: range.topic, partition: range.partition, offset: String(offset) },
+  );
+}
+
 export interface ColdSourceOptions {
   /** the brokers, client id and TLS/SASL settings (platform/kafka/client.ts fetchOptions) */
   kafka: PartitionFetchOptions;
@@ -92,7 +102,10 @@ export async function createColdSource(opts: ColdSourceOptions): Promise<ColdSou
     let from = Number(range.from);
     const hand = (record: BatchRecord, offset: number) => onRecord(range, record, offset);
     const keep = (bytes: Buffer, past: number, aborted: AbortedTransaction[] | null, next: number) => {
-      if (past >= 0) kept.set(field, { bytes: bytes.subarray(past), aborted, from: to + 1, next });
+      // a response with aborted transactions is not kept: its list names transactions whose end markers may lie
+      // before `past`, and read from there they would pass over a later transaction of the same producer; the next
+      // range fetches again, and the broker lists what is open from there
+      if (past >= 0 && aborted === null) kept.set(field, { bytes: bytes.subarray(past), aborted, from: to + 1, next });
     };
     const k = kept.get(field);
     kept.delete(field);

@@ -135,3 +135,12 @@ test('a record running past its batch, or a message format other than 2, is refu
   old[16] = 1;
   assert.throws(() => readBatches(old, 0, 10, null, () => {}), /message format 1/);
 });
+
+test('a header name repeated 50,000 times comes as one list of its values, in order', () => {
+  const values = Array.from({ length: 50_000 }, (_, i) => Buffer.from(String(i)));
+  const bytes = batch(7, [{ key: null, value: Buffer.from('v'), headers: values.map((v) => ['x-many', v] as [string, Buffer]), timestamp: 1_700_000_000_000 }]);
+  let got: Buffer | Buffer[] | undefined;
+  readBatches(bytes, 0, 10, null, (r) => (got = r.headers?.['x-many']));
+  assert.ok(Array.isArray(got));
+  assert.deepEqual(got.map((b) => b.toString()), values.map((v) => v.toString()));
+});
