@@ -47,7 +47,7 @@ const config = commonSchema.extend({
   PIONEER_SNAPSHOT_SETTLE_MS: env.int(0, 600_000).default(5000),
   /** memory the newest events of the tenant's keys may take in the partitions a snapshot reads at once; more fails it */
   PIONEER_SNAPSHOT_MEMORY_MB: env.int(1, 65_536).default(256),
-  /** snapshots one instance writes at once (each reads whole topics with a Kafka consumer of its own) */
+  /** snapshots one instance writes at once (each reads whole topics, fetched straight from the partitions' leaders) */
   PIONEER_SNAPSHOTS_MAX: env.int(1, 100).default(2),
 }).refine(...requireRedis);
 export type ExportConfig = z.infer<typeof config>;
